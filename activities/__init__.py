@@ -1,0 +1,1 @@
+"""Activities: the render activity and the renderers behind it."""

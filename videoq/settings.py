@@ -1,0 +1,92 @@
+"""Settings read from environment variables with the prefix ``VIDEOQ_``."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from videoq.jobs import Engine
+
+# Placeholders that VIDEOQ_RENDER_COMMAND may use; anything else in braces is rejected.
+COMMAND_PLACEHOLDERS = ("job_id", "job_type", "engine", "priority", "attempt", "input", "output")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Settings(BaseSettings):
+    """Settings shared by the worker, the CLI and the API."""
+
+    model_config = SettingsConfigDict(env_prefix="VIDEOQ_", extra="ignore")
+
+    temporal_address: str | None = Field(
+        default=None,
+        description="host:port of an existing Temporal server; unset means the embedded one.",
+    )
+    temporal_namespace: str = "default"
+    task_queue_prefix: str = Field(
+        default="videoq",
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="Prefix of every task queue name, so that several deployments share a server.",
+    )
+    output_dir: Path = Field(default=Path("videos"), description="Folder the videos land in.")
+
+    render_timeout: float = Field(default=600.0, gt=0, description="Start-to-close timeout, s.")
+    retry_interval: float = Field(default=300.0, gt=0, description="Gap between attempts, s.")
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    heartbeat_timeout: float = Field(default=30.0, gt=0, description="Heartbeat timeout, s.")
+
+    manim_renderer: Literal["manim", "command"] = "manim"
+    standard_renderer: Literal["slides", "command"] = "slides"
+    render_command: str = Field(default="", description="argv template of the command renderer.")
+    manim_quality: Literal["l", "m", "h"] = Field(
+        default="l", description="Manim quality flag: l = 480p15, m = 720p30, h = 1080p60."
+    )
+
+    max_renders: int = Field(default=10, ge=1, le=1000)
+    max_manim_renders: int = Field(default=4, ge=0, le=1000)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("render_command")
+    @classmethod
+    def _check_render_command(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            argv = shlex.split(value)
+        except ValueError as err:
+            raise ValueError(f"VIDEOQ_RENDER_COMMAND is not valid shell syntax: {err}") from err
+        for arg in argv:
+            for name in _PLACEHOLDER.findall(arg):
+                if name not in COMMAND_PLACEHOLDERS:
+                    raise ValueError(
+                        f"VIDEOQ_RENDER_COMMAND has unknown placeholder {{{name}}}; "
+                        f"known: {', '.join('{' + p + '}' for p in COMMAND_PLACEHOLDERS)}"
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _check_renderers(self) -> Settings:
+        uses_command = "command" in (self.manim_renderer, self.standard_renderer)
+        if uses_command and not self.render_command:
+            raise ValueError("the command renderer is selected but VIDEOQ_RENDER_COMMAND is empty")
+        if self.max_manim_renders > self.max_renders:
+            raise ValueError(
+                f"VIDEOQ_MAX_MANIM_RENDERS ({self.max_manim_renders}) exceeds "
+                f"VIDEOQ_MAX_RENDERS ({self.max_renders})"
+            )
+        return self
+
+    @property
+    def effective_temporal_address(self) -> str:
+        return self.temporal_address or "127.0.0.1:7233"
+
+    @property
+    def workflow_task_queue(self) -> str:
+        return f"{self.task_queue_prefix}-jobs"
+
+    def render_task_queue(self, engine: Engine) -> str:
+        return f"{self.task_queue_prefix}-render-{engine.value}"

@@ -1,0 +1,58 @@
+"""Temporal client and job submission shared by the CLI, the API and the tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import Priority, WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from videoq.jobs import Job, JobRequest
+from videoq.settings import Settings
+from workflows.video_job import RenderPolicy, VideoJobInput, VideoJobWorkflow
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.effective_temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+def render_policy(settings: Settings) -> RenderPolicy:
+    return RenderPolicy(
+        timeout_seconds=settings.render_timeout,
+        retry_interval_seconds=settings.retry_interval,
+        max_attempts=settings.max_attempts,
+        heartbeat_timeout_seconds=settings.heartbeat_timeout,
+    )
+
+
+def new_job(request: JobRequest, job_id: str | None = None) -> Job:
+    return Job(
+        **request.model_dump(),
+        id=job_id or f"job-{uuid.uuid4().hex}",
+        enqueued_at=datetime.now(UTC),
+    )
+
+
+async def start_job(
+    client: Client, settings: Settings, job: Job
+) -> WorkflowHandle[VideoJobWorkflow, object]:
+    """Start the job's workflow; the job id is the workflow id."""
+    return await client.start_workflow(
+        VideoJobWorkflow.run,
+        VideoJobInput(
+            job=job,
+            render_task_queue=settings.render_task_queue(job.engine),
+            policy=render_policy(settings),
+        ),
+        id=job.id,
+        task_queue=settings.workflow_task_queue,
+        # The workflow's own tasks outrank lower-priority jobs too, not only its render.
+        priority=Priority(priority_key=job.priority_key),
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+    )

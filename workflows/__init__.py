@@ -1,0 +1,1 @@
+"""Workflows: one VideoJobWorkflow per job."""

@@ -1,0 +1,216 @@
+"""VideoJobWorkflow: one workflow per video job, from queued to a finished video."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.common import Priority, RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.render import (
+        RENDER_ATTEMPT_FAILED_SIGNAL,
+        RENDER_STARTED_SIGNAL,
+        RenderAttemptFailed,
+        RenderInput,
+        RenderResult,
+        RenderStarted,
+    )
+    from videoq import errors
+    from videoq.jobs import Engine, Job, JobStatus, JobType
+    from videoq.jobs import Priority as JobPriority
+
+# A render attempt fails after 10 minutes and is retried twice, 5 minutes apart, at a fixed
+# interval (backoff 1.0), so a job fails for good after 3 attempts.
+RENDER_TIMEOUT = timedelta(minutes=10)
+RETRY_INTERVAL = timedelta(minutes=5)
+RETRY_BACKOFF = 1.0
+MAX_ATTEMPTS = 3
+# Renderers heartbeat every 5 s; 30 s without one means the worker died, and the attempt is
+# retried elsewhere without waiting for the full 10-minute timeout.
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+
+
+class RenderPolicy(BaseModel):
+    """Timeouts and retries of the render activity; operators shorten them only for tests."""
+
+    timeout_seconds: float = Field(default=RENDER_TIMEOUT.total_seconds(), gt=0)
+    retry_interval_seconds: float = Field(default=RETRY_INTERVAL.total_seconds(), gt=0)
+    max_attempts: int = Field(default=MAX_ATTEMPTS, ge=1)
+    heartbeat_timeout_seconds: float = Field(default=HEARTBEAT_TIMEOUT.total_seconds(), gt=0)
+
+    def retry_policy(self) -> RetryPolicy:
+        interval = timedelta(seconds=self.retry_interval_seconds)
+        return RetryPolicy(
+            initial_interval=interval,
+            backoff_coefficient=RETRY_BACKOFF,
+            maximum_interval=interval,
+            maximum_attempts=self.max_attempts,
+            non_retryable_error_types=[errors.INVALID_CONTENT],
+        )
+
+
+class VideoJobInput(BaseModel):
+    job: Job
+    render_task_queue: str
+    policy: RenderPolicy = Field(default_factory=RenderPolicy)
+
+
+class VideoJobResult(BaseModel):
+    job_id: str
+    output: str
+    attempts: int
+    render_seconds: float
+
+
+class JobState(BaseModel):
+    """The live state of a job, as the ``state`` query returns it."""
+
+    job_id: str
+    job_type: JobType
+    engine: Engine
+    priority: JobPriority
+    user_id: str
+    phase: JobStatus
+    attempt: int = 0
+    max_attempts: int
+    enqueued_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    worker: str | None = None
+    last_error: str | None = None
+    output: str | None = None
+
+
+@workflow.defn
+class VideoJobWorkflow:
+    def __init__(self) -> None:
+        self._state: JobState | None = None
+
+    @workflow.run
+    async def run(self, input: VideoJobInput) -> VideoJobResult:
+        job = input.job
+        self._state = JobState(
+            job_id=job.id,
+            job_type=job.job_type,
+            engine=job.engine,
+            priority=job.priority,
+            user_id=job.user_id,
+            phase=JobStatus.QUEUED,
+            max_attempts=input.policy.max_attempts,
+            enqueued_at=job.enqueued_at,
+        )
+        workflow.logger.info(
+            "job queued: %s %s on %s",
+            job.job_type.value,
+            job.engine.value,
+            input.render_task_queue,
+            extra={"action": "job_queued", "job_id": job.id},
+        )
+
+        try:
+            result = await self._render(input)
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                self._finish(JobStatus.CANCELLED, error="cancelled while rendering")
+                raise asyncio.CancelledError() from err
+            reason = _failure_reason(err)
+            self._finish(JobStatus.FAILED, error=reason)
+            raise ApplicationError(
+                f"job {job.id} failed after {self._state.attempt} attempt(s): {reason}",
+                type=errors.JOB_FAILED,
+                non_retryable=True,
+            ) from err
+        except asyncio.CancelledError:
+            self._finish(JobStatus.CANCELLED, error="cancelled while queued")
+            raise
+
+        self._state.attempt = max(self._state.attempt, result.attempt)
+        self._state.worker = result.worker
+        self._finish(JobStatus.COMPLETED, output=result.output)
+        return VideoJobResult(
+            job_id=job.id,
+            output=result.output,
+            attempts=result.attempt,
+            render_seconds=result.duration_seconds,
+        )
+
+    async def _render(self, input: VideoJobInput) -> RenderResult:
+        policy = input.policy
+        return await workflow.execute_activity(
+            "render_video",
+            RenderInput(job=input.job),
+            result_type=RenderResult,
+            task_queue=input.render_task_queue,
+            start_to_close_timeout=timedelta(seconds=policy.timeout_seconds),
+            heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_seconds),
+            retry_policy=policy.retry_policy(),
+            # Wait for the renderer to be killed before the job counts as cancelled.
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            priority=Priority(priority_key=input.job.priority_key),
+        )
+
+    @workflow.query
+    def state(self) -> JobState:
+        if self._state is None:
+            raise ApplicationError("the workflow has not started yet")
+        return self._state
+
+    @workflow.signal(name=RENDER_STARTED_SIGNAL)
+    def render_started(self, started: RenderStarted) -> None:
+        state = self._state
+        if state is None or state.phase.is_final or started.attempt < state.attempt:
+            return  # a late report of an older attempt
+        if started.attempt > 1 and state.phase is not JobStatus.RETRYING:
+            # The previous attempt ended without reporting a failure: it timed out or its worker
+            # was lost.
+            state.last_error = f"attempt {started.attempt - 1} timed out or lost its worker"
+        state.attempt = started.attempt
+        state.phase = JobStatus.RENDERING
+        state.started_at = state.started_at or started.started_at
+        state.worker = started.worker
+        workflow.logger.info(
+            "render attempt %d started on %s",
+            started.attempt,
+            started.worker,
+            extra={"action": "render_attempt_started", "job_id": state.job_id},
+        )
+
+    @workflow.signal(name=RENDER_ATTEMPT_FAILED_SIGNAL)
+    def render_attempt_failed(self, failed: RenderAttemptFailed) -> None:
+        state = self._state
+        if state is None or state.phase.is_final or failed.attempt < state.attempt:
+            return
+        state.last_error = failed.error
+        if failed.attempt < state.max_attempts:
+            state.phase = JobStatus.RETRYING
+
+    def _finish(self, phase: JobStatus, *, output: str | None = None, error: str | None = None):
+        assert self._state is not None
+        self._state.phase = phase
+        self._state.finished_at = workflow.now()
+        self._state.output = output
+        if error is not None:
+            self._state.last_error = error
+        level = workflow.logger.error if phase is JobStatus.FAILED else workflow.logger.info
+        level(
+            "job %s: %s",
+            phase.value,
+            error or output,
+            extra={"action": f"job_{phase.value}", "job_id": self._state.job_id},
+        )
+
+
+def _failure_reason(err: ActivityError) -> str:
+    """Describe why the last attempt failed: the application error or the timeout type."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    if isinstance(cause, TemporalTimeoutError):
+        kind = cause.type.name.lower().replace("_", "-") if cause.type else "unknown"
+        return f"render timed out ({kind} timeout)"
+    return str(cause or err)
