@@ -23,6 +23,7 @@ from videoq.settings import Settings
 
 # Renderers heartbeat this often at most; a third of the heartbeat timeout when that is shorter.
 HEARTBEAT_EVERY_SECONDS = 5.0
+DEADLINE_BACKSTOP_SECONDS = 5.0
 
 
 class RenderInput(BaseModel):
@@ -138,11 +139,13 @@ class RenderActivities:
         info = activity.info()
         loop_deadline = None
         if info.start_to_close_timeout is not None:
-            # The server fails the attempt at its start-to-close timeout anyway; stopping the
-            # renderer here as well keeps a hung process from outliving its attempt.
+            # The server fails the attempt at its start-to-close timeout, and the next heartbeat
+            # then cancels this activity. The local deadline, a little later, is a backstop that
+            # keeps a hung renderer from outliving its attempt if that cancellation never comes.
             loop = asyncio.get_running_loop()
             elapsed = (datetime.now(UTC) - info.started_time).total_seconds()
-            loop_deadline = loop.time() + info.start_to_close_timeout.total_seconds() - elapsed
+            remaining = info.start_to_close_timeout.total_seconds() - elapsed
+            loop_deadline = loop.time() + remaining + DEADLINE_BACKSTOP_SECONDS
 
         heartbeat_every = HEARTBEAT_EVERY_SECONDS
         if info.heartbeat_timeout is not None:
