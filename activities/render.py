@@ -90,13 +90,16 @@ class RenderActivities:
             self._worker,
             extra={"action": "render_started", "job_id": job.id},
         )
-        await self._notify(RENDER_STARTED_SIGNAL, RenderStarted(
-            attempt=info.attempt, worker=self._worker, started_at=datetime.now(UTC)
-        ))
+        await self._notify(
+            RENDER_STARTED_SIGNAL,
+            RenderStarted(attempt=info.attempt, worker=self._worker, started_at=datetime.now(UTC)),
+        )
         try:
             produced = await self._run_renderer(job, info.attempt, work_dir)
             final = final_video_path(output_dir, job.id)
-            os.replace(produced, final)  # same file system, so the video appears whole or not at all
+            os.replace(
+                produced, final
+            )  # same file system, so the video appears whole or not at all
         except ApplicationError as err:
             activity.logger.warning(
                 "render failed: job %s attempt %d after %.1f s: %s",

@@ -52,7 +52,9 @@ def build_render_command(
             "input": str(input_path),
             "output": str(output),
         }
-        return RenderCommand(name, fill_command_template(settings.render_command, values), {}, output)
+        return RenderCommand(
+            name, fill_command_template(settings.render_command, values), {}, output
+        )
 
     if name == "slides":
         argv = [sys.executable, "-m", "activities.slides", str(input_path), str(output)]

@@ -40,7 +40,9 @@ def build_slides(content: dict) -> list[Image.Image]:
         draw = ImageDraw.Draw(image)
         draw.multiline_text((40, 36), textwrap.fill(heading, 34), font=title_font, fill=TITLE_COLOR)
         draw.line((40, 140, WIDTH - 40, 140), fill=TITLE_COLOR, width=3)
-        draw.multiline_text((40, 165), textwrap.fill(body, 58)[:900], font=body_font, fill=TEXT_COLOR)
+        draw.multiline_text(
+            (40, 165), textwrap.fill(body, 58)[:900], font=body_font, fill=TEXT_COLOR
+        )
         return image
 
     slides.append(slide(content["title"], ""))

@@ -18,7 +18,11 @@ VALID = {
 
 @pytest.mark.parametrize(
     ("job_type", "priority", "key"),
-    [("doubt", Priority.HIGH, 1), ("topic_short", Priority.MEDIUM, 3), ("daily_ca", Priority.LOW, 5)],
+    [
+        ("doubt", Priority.HIGH, 1),
+        ("topic_short", Priority.MEDIUM, 3),
+        ("daily_ca", Priority.LOW, 5),
+    ],
 )
 def test_job_priority_follows_job_type(job_type, priority, key):
     job = new_job(JobRequest.model_validate({**VALID, "job_type": job_type}))
@@ -27,7 +31,9 @@ def test_job_priority_follows_job_type(job_type, priority, key):
 
 
 def test_priority_keys_order_high_first():
-    assert PRIORITY_KEYS[Priority.HIGH] < PRIORITY_KEYS[Priority.MEDIUM] < PRIORITY_KEYS[Priority.LOW]
+    assert (
+        PRIORITY_KEYS[Priority.HIGH] < PRIORITY_KEYS[Priority.MEDIUM] < PRIORITY_KEYS[Priority.LOW]
+    )
 
 
 @pytest.mark.parametrize(
@@ -43,8 +49,17 @@ def test_priority_keys_order_high_first():
         ({"content": {"title": "t", "text": "x", "steps": [" "]}}, "content.steps"),
         ({"content": {"title": "t", "text": "x", "code": "import os"}}, "content.code"),
     ],
-    ids=["type", "engine", "user", "no-title", "long-title", "long-text", "many-steps",
-         "blank-step", "unknown-field"],
+    ids=[
+        "type",
+        "engine",
+        "user",
+        "no-title",
+        "long-title",
+        "long-text",
+        "many-steps",
+        "blank-step",
+        "unknown-field",
+    ],
 )
 def test_job_request_rejects_invalid_field(change, field):
     with pytest.raises(ValidationError) as error:

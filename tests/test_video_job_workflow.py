@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -56,7 +57,7 @@ async def test_workflow_hung_render_times_out_three_times(
 
     attempts = starts(record)
     assert [entry["attempt"] for entry in attempts] == [1, 2, 3]
-    gaps = [later["time"] - earlier["time"] for earlier, later in zip(attempts, attempts[1:])]
+    gaps = [later["time"] - earlier["time"] for earlier, later in pairwise(attempts)]
     # Each gap is one start-to-close timeout (2 s) plus one retry interval (2 s).
     for gap in gaps:
         assert 3.8 <= gap <= 6.5, gaps
@@ -108,7 +109,7 @@ async def test_workflow_crashing_render_retried_at_interval(
 
     attempts = starts(record)
     assert [entry["attempt"] for entry in attempts] == [1, 2, 3]
-    gaps = [later["time"] - earlier["time"] for earlier, later in zip(attempts, attempts[1:])]
+    gaps = [later["time"] - earlier["time"] for earlier, later in pairwise(attempts)]
     for gap in gaps:
         assert 1.9 <= gap <= 4.0, gaps
     state = await handle.query(VideoJobWorkflow.state)

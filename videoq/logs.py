@@ -8,7 +8,9 @@ import logging
 class _ActionFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        keys = [f"{key}={getattr(record, key)}" for key in ("action", "job_id") if hasattr(record, key)]
+        keys = [
+            f"{key}={getattr(record, key)}" for key in ("action", "job_id") if hasattr(record, key)
+        ]
         return f"{line} [{' '.join(keys)}]" if keys else line
 
 
