@@ -9,14 +9,18 @@ import signal
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.worker import FixedSizeSlotSupplier, Worker, WorkerTuner
 
+from activities.projection import ProjectionActivities
 from activities.render import RenderActivities
+from videoq.capacity import LimitsClock
+from videoq.db import migrate, open_pool
 from videoq.jobs import Engine
 from videoq.logs import configure_logging
 from videoq.settings import Settings
-from videoq.slots import RenderSlots, SlotLimits
+from videoq.slots import RenderSlots
 from workflows.video_job import VideoJobWorkflow
 
 logger = logging.getLogger("videoq.worker")
@@ -26,13 +30,21 @@ logger = logging.getLogger("videoq.worker")
 GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
-def build_workers(client: Client, settings: Settings, slots: RenderSlots) -> list[Worker]:
+def build_workers(
+    client: Client,
+    settings: Settings,
+    slots: RenderSlots,
+    pool: AsyncConnectionPool | None,
+) -> list[Worker]:
     render = RenderActivities(client, settings)
+    projection = ProjectionActivities(pool)
     workers = [
         Worker(
             client,
             task_queue=settings.workflow_task_queue,
             workflows=[VideoJobWorkflow],
+            # Projection writes run as local activities of this worker, outside render slots.
+            activities=[projection.record_job_state],
         )
     ]
     for engine in Engine:
@@ -56,23 +68,25 @@ def build_workers(client: Client, settings: Settings, slots: RenderSlots) -> lis
     return workers
 
 
-def fixed_limits(settings: Settings) -> SlotLimits:
-    return SlotLimits(total=settings.max_renders, manim=settings.max_manim_renders)
-
-
 @contextlib.asynccontextmanager
-async def running_workers(client: Client, settings: Settings) -> AsyncIterator[RenderSlots]:
-    """Run every worker of this process until the context exits."""
-    slots = RenderSlots(lambda: fixed_limits(settings))
-    workers = build_workers(client, settings, slots)
+async def running_workers(
+    client: Client, settings: Settings, pool: AsyncConnectionPool | None = None
+) -> AsyncIterator[RenderSlots]:
+    """Run every worker of this process until the context exits.
+
+    Without ``pool`` the workers keep no projection: jobs run, but the API cannot list them.
+    """
+    slots = RenderSlots(LimitsClock(settings.capacity_plan()))
+    workers = build_workers(client, settings, slots, pool)
     async with contextlib.AsyncExitStack() as stack:
         for worker in workers:
             await stack.enter_async_context(worker)
+        limits = slots.limits()
         logger.info(
-            "worker started: queues %s, at most %d renders (%d Manim)",
+            "worker started: queues %s, at most %d renders (%d Manim) now",
             ", ".join(worker.task_queue for worker in workers),
-            settings.max_renders,
-            settings.max_manim_renders,
+            limits.total,
+            limits.manim,
             extra={"action": "worker_started"},
         )
         yield slots
@@ -85,13 +99,26 @@ async def main(settings: Settings | None = None) -> None:
     settings = settings or Settings()
     configure_logging(settings.log_level)
     client = await connect(settings)
+    pool = None
+    if settings.database_url:
+        await migrate(settings.database_url)
+        pool = await open_pool(settings.database_url)
+    else:
+        logger.warning(
+            "VIDEOQ_DATABASE_URL is not set: jobs run, but no projection is written",
+            extra={"action": "projection_disabled"},
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with running_workers(client, settings):
-        await stop.wait()
-        logger.info("worker stopping", extra={"action": "worker_stopping"})
+    try:
+        async with running_workers(client, settings, pool):
+            await stop.wait()
+            logger.info("worker stopping", extra={"action": "worker_stopping"})
+    finally:
+        if pool is not None:
+            await pool.close()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from videoq.binaries import dev_server_config_args, temporal_cli
 from videoq.settings import Settings
 from worker import running_workers
 
+pytest_plugins = ["tests.fixtures_postgres"]
+
 REPO = Path(__file__).resolve().parent.parent
 FAKE_RENDERER = REPO / "tests" / "fake_renderer.py"
 
@@ -49,6 +51,8 @@ def make_settings(tmp_path: Path, temporal_env: WorkflowEnvironment):
             "temporal_address": temporal_env.client.service_client.config.target_host,
             "task_queue_prefix": prefix,
             "output_dir": tmp_path / "videos",
+            # No peak window, so limits do not depend on the hour the tests run at.
+            "peak_windows": "",
             **overrides,
         }
         return Settings(**values)
@@ -70,8 +74,8 @@ async def worker_for(client: Client):
     """Start this process's workers for given settings; they stop when the test ends."""
     stack = []
 
-    async def start(settings: Settings):
-        context = running_workers(client, settings)
+    async def start(settings: Settings, pool=None):
+        context = running_workers(client, settings, pool)
         slots = await context.__aenter__()
         stack.append(context)
         return slots

@@ -40,19 +40,31 @@ def new_job(request: JobRequest, job_id: str | None = None) -> Job:
 
 
 async def start_job(
-    client: Client, settings: Settings, job: Job
+    client: Client, settings: Settings, job: Job, *, generation: int = 1
 ) -> WorkflowHandle[VideoJobWorkflow, object]:
-    """Start the job's workflow; the job id is the workflow id."""
+    """Start the job's workflow; the job id is the workflow id.
+
+    Generation 1 is a new job: an id used before, by any run, raises
+    ``temporalio.exceptions.WorkflowAlreadyStartedError``, which makes a repeated submit with
+    the same id idempotent. A higher generation re-runs a job whose last run failed, was
+    cancelled or was terminated.
+    """
+    reuse = (
+        WorkflowIDReusePolicy.REJECT_DUPLICATE
+        if generation == 1
+        else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+    )
     return await client.start_workflow(
         VideoJobWorkflow.run,
         VideoJobInput(
             job=job,
             render_task_queue=settings.render_task_queue(job.engine),
+            generation=generation,
             policy=render_policy(settings),
         ),
         id=job.id,
         task_queue=settings.workflow_task_queue,
         # The workflow's own tasks outrank lower-priority jobs too, not only its render.
         priority=Priority(priority_key=job.priority_key),
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        id_reuse_policy=reuse,
     )

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from videoq import errors
     from videoq.jobs import Engine, Job, JobStatus, JobType
     from videoq.jobs import Priority as JobPriority
+    from videoq.projection import JobSnapshot
 
 # A render attempt fails after 10 minutes and is retried twice, 5 minutes apart, at a fixed
 # interval (backoff 1.0), so a job fails for good after 3 attempts.
@@ -33,6 +34,12 @@ MAX_ATTEMPTS = 3
 # Renderers heartbeat every 5 s; 30 s without one means the worker died, and the attempt is
 # retried elsewhere without waiting for the full 10-minute timeout.
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# Projection writes are retried until the database answers; the job never waits on them,
+# except at its very end, so that the row is final before the workflow closes.
+PROJECTION_TIMEOUT = timedelta(seconds=10)
+PROJECTION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
 
 
 class RenderPolicy(BaseModel):
@@ -57,6 +64,8 @@ class RenderPolicy(BaseModel):
 class VideoJobInput(BaseModel):
     job: Job
     render_task_queue: str
+    # 1 for the first run; an admin retry of a failed or cancelled job runs generation + 1.
+    generation: int = Field(default=1, ge=1)
     policy: RenderPolicy = Field(default_factory=RenderPolicy)
 
 
@@ -90,10 +99,16 @@ class JobState(BaseModel):
 class VideoJobWorkflow:
     def __init__(self) -> None:
         self._state: JobState | None = None
+        self._input: VideoJobInput | None = None
+        # Every change of the state bumps _version; the projection task writes the newest
+        # version with seq = _version, so the table can drop late or repeated writes.
+        self._version = 0
+        self._projected = 0
 
     @workflow.run
     async def run(self, input: VideoJobInput) -> VideoJobResult:
         job = input.job
+        self._input = input
         self._state = JobState(
             job_id=job.id,
             job_type=job.job_type,
@@ -111,15 +126,19 @@ class VideoJobWorkflow:
             input.render_task_queue,
             extra={"action": "job_queued", "job_id": job.id},
         )
+        self._changed()
+        projection = asyncio.create_task(self._project_changes())
 
         try:
             result = await self._render(input)
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
                 self._finish(JobStatus.CANCELLED, error="cancelled while rendering")
+                await self._flush_projection(projection)
                 raise asyncio.CancelledError() from err
             reason = _failure_reason(err)
             self._finish(JobStatus.FAILED, error=reason)
+            await self._flush_projection(projection)
             raise ApplicationError(
                 f"job {job.id} failed after {self._state.attempt} attempt(s): {reason}",
                 type=errors.JOB_FAILED,
@@ -127,11 +146,13 @@ class VideoJobWorkflow:
             ) from err
         except asyncio.CancelledError:
             self._finish(JobStatus.CANCELLED, error="cancelled while queued")
+            await self._flush_projection(projection)
             raise
 
         self._state.attempt = max(self._state.attempt, result.attempt)
         self._state.worker = result.worker
         self._finish(JobStatus.COMPLETED, output=result.output)
+        await self._flush_projection(projection)
         return VideoJobResult(
             job_id=job.id,
             output=result.output,
@@ -173,6 +194,7 @@ class VideoJobWorkflow:
         state.phase = JobStatus.RENDERING
         state.started_at = state.started_at or started.started_at
         state.worker = started.worker
+        self._changed()
         workflow.logger.info(
             "render attempt %d started on %s",
             started.attempt,
@@ -188,6 +210,52 @@ class VideoJobWorkflow:
         state.last_error = failed.error
         if failed.attempt < state.max_attempts:
             state.phase = JobStatus.RETRYING
+        self._changed()
+
+    def _changed(self) -> None:
+        self._version += 1
+
+    async def _project_changes(self) -> None:
+        """Write the newest state to the projection whenever it changes; runs until cancelled."""
+        while True:
+            await workflow.wait_condition(lambda: self._version > self._projected)
+            version = self._version
+            await workflow.execute_local_activity(
+                "record_job_state",
+                self._snapshot(version),
+                result_type=bool,
+                start_to_close_timeout=PROJECTION_TIMEOUT,
+                retry_policy=PROJECTION_RETRY,
+            )
+            self._projected = version
+
+    async def _flush_projection(self, projection: asyncio.Task[None]) -> None:
+        await workflow.wait_condition(lambda: self._projected >= self._version)
+        projection.cancel()
+
+    def _snapshot(self, version: int) -> JobSnapshot:
+        assert self._state is not None and self._input is not None
+        state, job = self._state, self._input.job
+        return JobSnapshot(
+            id=job.id,
+            user_id=job.user_id,
+            job_type=job.job_type,
+            engine=job.engine,
+            priority=job.priority,
+            priority_key=job.priority_key,
+            status=state.phase,
+            attempt=state.attempt,
+            max_attempts=state.max_attempts,
+            enqueued_at=job.enqueued_at,
+            started_at=state.started_at,
+            finished_at=state.finished_at,
+            error=state.last_error,
+            output=state.output,
+            worker=state.worker,
+            title=job.content.title,
+            generation=self._input.generation,
+            seq=version,
+        )
 
     def _finish(self, phase: JobStatus, *, output: str | None = None, error: str | None = None):
         assert self._state is not None
@@ -196,6 +264,7 @@ class VideoJobWorkflow:
         self._state.output = output
         if error is not None:
             self._state.last_error = error
+        self._changed()
         level = workflow.logger.error if phase is JobStatus.FAILED else workflow.logger.info
         level(
             "job %s: %s",
