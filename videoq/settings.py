@@ -6,10 +6,12 @@ import re
 import shlex
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from videoq.capacity import CapacityPlan, parse_peak_windows
 from videoq.jobs import Engine
 
 # Placeholders that VIDEOQ_RENDER_COMMAND may use; anything else in braces is rejected.
@@ -27,6 +29,16 @@ class Settings(BaseSettings):
         description="host:port of an existing Temporal server; unset means the embedded one.",
     )
     temporal_namespace: str = "default"
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL of the projection; unset means the embedded one in dev.",
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 secret that API bearer tokens are signed with (Supabase's JWT secret).",
+    )
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
     task_queue_prefix: str = Field(
         default="videoq",
         pattern=r"^[A-Za-z0-9_.-]{1,100}$",
@@ -48,7 +60,43 @@ class Settings(BaseSettings):
 
     max_renders: int = Field(default=10, ge=1, le=1000)
     max_manim_renders: int = Field(default=4, ge=0, le=1000)
+    peak_multiplier: float = Field(default=1.5, ge=1.0, le=10.0)
+    peak_windows: str = Field(
+        default="06:00-09:00,20:00-23:00",
+        description="Comma-separated HH:MM-HH:MM spans of local time with raised capacity.",
+    )
+    timezone: str = Field(default="Asia/Kolkata", description="IANA zone of the peak windows.")
+    fairness: Literal["off", "user"] = Field(
+        default="off",
+        description="'user' shares each priority level fairly between users (fairness keys).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("peak_windows")
+    @classmethod
+    def _check_peak_windows(cls, value: str) -> str:
+        parse_peak_windows(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as Asia/Kolkata"
+            ) from err
+        return value
+
+    def capacity_plan(self) -> CapacityPlan:
+        return CapacityPlan(
+            max_renders=self.max_renders,
+            max_manim_renders=self.max_manim_renders,
+            peak_multiplier=self.peak_multiplier,
+            peak_windows=parse_peak_windows(self.peak_windows),
+            timezone=ZoneInfo(self.timezone),
+        )
 
     @field_validator("render_command")
     @classmethod

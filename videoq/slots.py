@@ -32,7 +32,7 @@ class RenderSlots:
     """Counts render slots per engine and hands out permits within the current limits.
 
     A slot counts from its reservation, which the SDK makes before it polls, until its release.
-    Each activity worker should poll with one poller, so that an idle queue holds at most one
+    Each activity worker should poll with one poller, so that an idle queue keeps at most one
     reserved slot.
     """
 
@@ -45,6 +45,9 @@ class RenderSlots:
 
     def supplier(self, engine: Engine) -> CustomSlotSupplier:
         return _EngineSlotSupplier(self, engine)
+
+    def limits(self) -> SlotLimits:
+        return self._limits()
 
     def held(self) -> dict[Engine, int]:
         with self._lock:
