@@ -74,3 +74,34 @@ async def test_slots_manim_cap_leaves_room_for_standard():
 
     manim.release_slot(None)
     assert standard.try_reserve_slot(None) is not None
+
+
+async def test_slots_last_slot_goes_to_busy_queue():
+    slots = RenderSlots(lambda: SlotLimits(total=2, manim=2))
+    manim, standard = slots.supplier(Engine.MANIM), slots.supplier(Engine.STANDARD)
+    # The Manim queue's last poll came back empty; the standard queue keeps getting tasks.
+    await manim.reserve_slot(None)
+    manim.release_slot(None)
+    await standard.reserve_slot(None)
+    await standard.reserve_slot(None)
+    waiting = asyncio.create_task(standard.reserve_slot(None))
+    await asyncio.sleep(0.05)
+
+    standard.release_slot(_Used())
+    assert manim.try_reserve_slot(None) is None
+    await asyncio.wait_for(waiting, 3)
+    assert slots.held() == {Engine.MANIM: 0, Engine.STANDARD: 2}
+
+
+async def test_slots_idle_queue_takes_last_slot_when_nobody_waits():
+    slots = RenderSlots(lambda: SlotLimits(total=1, manim=1))
+    manim = slots.supplier(Engine.MANIM)
+    await manim.reserve_slot(None)
+    manim.release_slot(None)
+    assert manim.try_reserve_slot(None) is not None
+
+
+class _Used:
+    """Stands in for the SDK's release context of a slot that ran a task."""
+
+    slot_info = object()

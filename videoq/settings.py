@@ -121,11 +121,6 @@ class Settings(BaseSettings):
         uses_command = "command" in (self.manim_renderer, self.standard_renderer)
         if uses_command and not self.render_command:
             raise ValueError("the command renderer is selected but VIDEOQ_RENDER_COMMAND is empty")
-        if self.max_manim_renders > self.max_renders:
-            raise ValueError(
-                f"VIDEOQ_MAX_MANIM_RENDERS ({self.max_manim_renders}) exceeds "
-                f"VIDEOQ_MAX_RENDERS ({self.max_renders})"
-            )
         return self
 
     @property
