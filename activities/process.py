@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 # How long a renderer gets after SIGTERM before its process group is killed.
 TERMINATE_GRACE_SECONDS = 5.0
 STDERR_TAIL_CHARS = 2000
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ async def run_process_group(
             stdout=log,
             stderr=log,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     if on_started is not None:
         await on_started(process.pid)
@@ -89,6 +92,19 @@ async def _stop_group(process: asyncio.subprocess.Process) -> None:
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
+
+
+def _die_with_parent() -> None:
+    """Have the kernel kill the renderer if the worker dies, so that no attempt of a job
+    renders on after its worker is gone while the retry runs elsewhere.
+
+    NOTE: Linux only, and it reaches the renderer process itself, not processes it spawns.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def _tail(path: Path) -> str:

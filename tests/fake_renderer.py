@@ -1,6 +1,7 @@
 """A command renderer for tests: records each start and finish, then behaves as told.
 
-Behaviours: ``ok`` sleeps ``--seconds`` and writes a small file at ``--output``; ``hang`` starts
+Behaviours: ``ok`` sleeps ``--seconds`` and writes a small file at ``--output``;
+``slow_first`` does the same, but sleeps only 0.2 s from the second attempt on; ``hang`` starts
 a child process and both sleep until killed; ``invalid`` exits 3; ``crash`` exits 1.
 """
 
@@ -54,7 +55,10 @@ def main() -> int:
     if args.behaviour == "crash":
         sys.stderr.write("renderer crashed\n")
         return 1
-    time.sleep(args.seconds)
+    seconds = args.seconds
+    if args.behaviour == "slow_first" and int(args.attempt) > 1:
+        seconds = 0.2
+    time.sleep(seconds)
     with open(args.output, "wb") as file:
         file.write(b"\x00\x00\x00\x18ftypmp42 fake video")
     record(args.record, event="finish", **common)
