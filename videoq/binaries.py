@@ -34,8 +34,13 @@ DEV_SERVER_DYNAMIC_CONFIG = (
 )
 
 
-def dev_server_config_args() -> list[str]:
+# Added when VIDEOQ_FAIRNESS=user: fairness keys are ignored unless the server enables them.
+FAIRNESS_DYNAMIC_CONFIG = ("matching.enableFairness=true",)
+
+
+def dev_server_config_args(*, fairness: bool = False) -> list[str]:
     args = []
-    for value in DEV_SERVER_DYNAMIC_CONFIG:
+    values = DEV_SERVER_DYNAMIC_CONFIG + (FAIRNESS_DYNAMIC_CONFIG if fairness else ())
+    for value in values:
         args += ["--dynamic-config-value", value]
     return args

@@ -39,6 +39,17 @@ def new_job(request: JobRequest, job_id: str | None = None) -> Job:
     )
 
 
+def job_priority(settings: Settings, job: Job) -> Priority:
+    """Temporal priority of a job's tasks; its render activity inherits it from the workflow.
+
+    With ``VIDEOQ_FAIRNESS=user`` the user id is the fairness key, so that within one priority
+    level the server shares dispatch between users instead of serving one user's burst first.
+    This needs ``matching.enableFairness=true`` on the server.
+    """
+    fairness_key = job.user_id[:64] if settings.fairness == "user" else None
+    return Priority(priority_key=job.priority_key, fairness_key=fairness_key)
+
+
 async def start_job(
     client: Client, settings: Settings, job: Job, *, generation: int = 1
 ) -> WorkflowHandle[VideoJobWorkflow, object]:
@@ -65,6 +76,6 @@ async def start_job(
         id=job.id,
         task_queue=settings.workflow_task_queue,
         # The workflow's own tasks outrank lower-priority jobs too, not only its render.
-        priority=Priority(priority_key=job.priority_key),
+        priority=job_priority(settings, job),
         id_reuse_policy=reuse,
     )

@@ -172,6 +172,7 @@ class VideoJobWorkflow:
             retry_policy=policy.retry_policy(),
             # Wait for the renderer to be killed before the job counts as cancelled.
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            # Only the key is set: the fairness key, if any, is inherited from the workflow.
             priority=Priority(priority_key=input.job.priority_key),
         )
 
