@@ -7,6 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from videoq import search_attributes
+
 
 def find_binary(name: str, package: str) -> str:
     """Return the path of ``name`` from this environment's bin folder, else from PATH."""
@@ -39,7 +41,8 @@ FAIRNESS_DYNAMIC_CONFIG = ("matching.enableFairness=true",)
 
 
 def dev_server_config_args(*, fairness: bool = False) -> list[str]:
-    args = []
+    """Flags for ``temporal server start-dev``: the dynamic config and the search attributes."""
+    args = search_attributes.dev_server_args()
     values = DEV_SERVER_DYNAMIC_CONFIG + (FAIRNESS_DYNAMIC_CONFIG if fairness else ())
     for value in values:
         args += ["--dynamic-config-value", value]

@@ -6,10 +6,16 @@ import uuid
 from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import Priority, WorkflowIDReusePolicy
+from temporalio.common import (
+    Priority,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from videoq.jobs import Job, JobRequest
+from videoq import search_attributes
+from videoq.jobs import Job, JobRequest, JobStatus
 from videoq.settings import Settings
 from workflows.video_job import RenderPolicy, VideoJobInput, VideoJobWorkflow
 
@@ -78,4 +84,13 @@ async def start_job(
         # The workflow's own tasks outrank lower-priority jobs too, not only its render.
         priority=job_priority(settings, job),
         id_reuse_policy=reuse,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(search_attributes.JOB_TYPE, job.job_type.value),
+                SearchAttributePair(search_attributes.PRIORITY, job.priority.value),
+                SearchAttributePair(search_attributes.ENGINE, job.engine.value),
+                SearchAttributePair(search_attributes.USER_ID, job.user_id),
+                SearchAttributePair(search_attributes.STATUS, JobStatus.QUEUED.value),
+            ]
+        ),
     )

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
         RenderResult,
         RenderStarted,
     )
-    from videoq import errors
+    from videoq import errors, search_attributes
     from videoq.jobs import Engine, Job, JobStatus, JobType
     from videoq.jobs import Priority as JobPriority
     from videoq.projection import JobSnapshot
@@ -104,6 +104,7 @@ class VideoJobWorkflow:
         # version with seq = _version, so the table can drop late or repeated writes.
         self._version = 0
         self._projected = 0
+        self._status_attribute = JobStatus.QUEUED.value
 
     @workflow.run
     async def run(self, input: VideoJobInput) -> VideoJobResult:
@@ -215,6 +216,13 @@ class VideoJobWorkflow:
 
     def _changed(self) -> None:
         self._version += 1
+        assert self._state is not None
+        if self._state.phase.value != self._status_attribute:
+            # Keeps "VideoqStatus" in the Web UI's searches current.
+            workflow.upsert_search_attributes(
+                [search_attributes.STATUS.value_set(self._state.phase.value)]
+            )
+            self._status_attribute = self._state.phase.value
 
     async def _project_changes(self) -> None:
         """Write the newest state to the projection whenever it changes; runs until cancelled."""
