@@ -94,11 +94,20 @@ async def running_workers(
 
 
 async def main(settings: Settings | None = None) -> None:
-    from videoq.temporal import connect
+    from videoq.temporal import connect, metrics_runtime
 
     settings = settings or Settings()
     configure_logging(settings.log_level)
-    client = await connect(settings)
+    runtime = None
+    if settings.worker_metrics_port:
+        runtime = metrics_runtime(settings.worker_metrics_host, settings.worker_metrics_port)
+        logger.info(
+            "SDK metrics at http://%s:%d/metrics",
+            settings.worker_metrics_host,
+            settings.worker_metrics_port,
+            extra={"action": "metrics_started"},
+        )
+    client = await connect(settings, runtime)
     pool = None
     if settings.database_url:
         await migrate(settings.database_url)

@@ -8,11 +8,14 @@ import signal
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from tests.conftest import REPO, fake_render_command
 from tests.helpers import job_request, pid_alive, read_record, starts, wait_until
 from tests.test_render_slots import max_concurrent
+from videoq.devstack import free_port
+from videoq.jobs import Engine
 from videoq.settings import Settings
 from videoq.temporal import new_job, start_job
 from workflows.video_job import VideoJobWorkflow
@@ -111,3 +114,26 @@ async def test_workers_killed_worker_job_retried_elsewhere(
     assert final.worker != state.worker
     # The killed worker's renderer died with it, so the job never rendered twice at once.
     await wait_until(lambda: not pid_alive(first["pid"]), 5, "orphan renderer exit")
+
+
+async def test_worker_serves_sdk_metrics(make_settings, worker_processes, tmp_path):
+    port = free_port()
+    settings = make_settings(worker_metrics_port=port)
+    worker_processes(settings, 1)
+    body = ""
+
+    async def scrape() -> bool:
+        nonlocal body
+        try:
+            async with httpx.AsyncClient() as http:
+                body = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+        except httpx.TransportError:
+            return False
+        return "temporal_worker_task_slots_available" in body
+
+    for _ in range(100):
+        if await scrape():
+            break
+        await asyncio.sleep(0.1)
+    assert "temporal_worker_task_slots_available" in body
+    assert settings.render_task_queue(Engine.MANIM) in body

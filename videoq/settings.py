@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         default="off",
         description="'user' shares each priority level fairly between users (fairness keys).",
     )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of the worker's Prometheus endpoint with the Temporal SDK's metrics.",
+    )
+    worker_metrics_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("peak_windows")

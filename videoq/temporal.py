@@ -13,6 +13,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from videoq import search_attributes
 from videoq.jobs import Job, JobRequest, JobStatus
@@ -20,11 +21,20 @@ from videoq.settings import Settings
 from workflows.video_job import RenderPolicy, VideoJobInput, VideoJobWorkflow
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
         settings.effective_temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
+    )
+
+
+def metrics_runtime(host: str, port: int) -> Runtime:
+    """A Temporal runtime that serves the SDK's metrics (task slots, activity and workflow
+    latencies, poll counts) in Prometheus format at ``http://host:port/metrics``."""
+    return Runtime(
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}"))
     )
 
 
