@@ -67,21 +67,23 @@ async def copy_jobs(pool: AsyncConnectionPool, jobs: list[Job]) -> None:
     async with pool.connection() as conn, conn.cursor() as cursor:
         async with cursor.copy(COPY_JOBS) as copy:
             for index, (job_id, engine, priority_key, enqueued_at) in enumerate(jobs):
-                await copy.write_row((
-                    job_id,
-                    f"user-{index % 1000}",
-                    job_type_by_key[priority_key].value,
-                    engine.value,
-                    priority_by_key[priority_key].value,
-                    priority_key,
-                    "queued",
-                    0,
-                    3,
-                    enqueued_at,
-                    f"Benchmark job {job_id}",
-                    1,
-                    0,
-                ))
+                await copy.write_row(
+                    (
+                        job_id,
+                        f"user-{index % 1000}",
+                        job_type_by_key[priority_key].value,
+                        engine.value,
+                        priority_by_key[priority_key].value,
+                        priority_key,
+                        "queued",
+                        0,
+                        3,
+                        enqueued_at,
+                        f"Benchmark job {job_id}",
+                        1,
+                        0,
+                    )
+                )
 
 
 async def time_positions(pool: AsyncConnectionPool, jobs: list[Job]) -> list[float]:

@@ -17,7 +17,7 @@ from videoq.binaries import dev_server_config_args, temporal_cli
 from videoq.settings import Settings
 from worker import running_workers
 
-pytest_plugins = ["tests.fixtures_postgres"]
+pytest_plugins = ["tests.fixtures_postgres", "tests.fixtures_api"]
 
 REPO = Path(__file__).resolve().parent.parent
 FAKE_RENDERER = REPO / "tests" / "fake_renderer.py"

@@ -63,6 +63,9 @@ async def test_workers_fleet_capacity_is_sum(client, make_settings, worker_proce
         max_renders=2,
     )
     worker_processes(settings, 2)
+    # Each worker's idle Manim poll keeps one of its two slots until the first long poll
+    # expires (2 s on the dev server); measure the steady state after that.
+    await asyncio.sleep(3)
     jobs = [new_job(job_request()) for _ in range(10)]
 
     handles = [await start_job(client, settings, job) for job in jobs]

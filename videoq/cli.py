@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -15,12 +16,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from videoq.db import ProjectionUnavailable, describe_target, migrate
 from videoq.devstack import DevStack, StackError, free_port
 from videoq.jobs import Engine, JobRequest, JobStatus, JobType
 from videoq.logs import configure_logging
 from videoq.settings import Settings
 
 DEFAULT_DATA_DIR = Path(".videoq")
+DEV_USER = "student-1"
+DEV_ADMIN = "admin-1"
+DEV_TOKEN_TTL = 7 * 24 * 3600
 
 
 class CliError(Exception):
@@ -133,23 +138,53 @@ def _stack_from_args(args: argparse.Namespace, settings: Settings) -> DevStack:
         temporal_port=args.temporal_port,
         ui_port=args.ui_port,
         temporal_address=settings.temporal_address,
+        database_url=settings.database_url,
+        api_port=args.api_port,
+        fairness=settings.fairness == "user",
     )
 
 
+def dev_jwt_secret(settings: Settings, data_dir: Path) -> str:
+    """Return VIDEOQ_JWT_SECRET, or a secret generated once and kept in ``data_dir``."""
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    path = data_dir / "jwt_secret"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(secret, encoding="utf-8")
+    return secret
+
+
 async def dev_command(args: argparse.Namespace) -> int:
+    from api.auth import issue_token
+
     settings = load_settings()
     stack = _stack_from_args(args, settings)
+    secret = dev_jwt_secret(settings, stack.data_dir)
+    os.environ["VIDEOQ_JWT_SECRET"] = secret
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
         stack.start_temporal()
+        stack.start_postgres()
+        await migrate(stack.database_url)
         stack.start_worker()
+        stack.start_api()
         print(f"Temporal:        {stack.address}")
         if stack.ui_url:
             print(f"Temporal Web UI: {stack.ui_url}")
+        print(f"PostgreSQL:      {describe_target(stack.database_url)}")
+        print(f"API:             {stack.api_url} (docs at {stack.api_url}/docs)")
         print(f"Videos:          {settings.output_dir.resolve()}")
+        user_token = issue_token(secret, DEV_USER, ttl_seconds=DEV_TOKEN_TTL)
+        admin_token = issue_token(secret, DEV_ADMIN, admin=True, ttl_seconds=DEV_TOKEN_TTL)
+        print(f"User token:      {user_token}")
+        print(f"Admin token:     {admin_token}")
         print("Press Ctrl-C to stop.", flush=True)
         while not stop.is_set():
             stack.check_children()
@@ -161,6 +196,50 @@ async def dev_command(args: argparse.Namespace) -> int:
         print("stopping...", flush=True)
         stack.stop()
     return 0
+
+
+async def migrate_command(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if not settings.database_url:
+        raise CliError("VIDEOQ_DATABASE_URL is not set")
+    try:
+        applied = await migrate(settings.database_url)
+    except ProjectionUnavailable as err:
+        raise CliError(str(err)) from err
+    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none, schema is current'}")
+    return 0
+
+
+async def setup_command(args: argparse.Namespace) -> int:
+    from videoq import search_attributes
+    from videoq.temporal import connect
+
+    settings = load_settings()
+    client = await _connect(settings, connect)
+    added = await search_attributes.register(client, settings.temporal_namespace)
+    names = ", ".join(key.name for key in search_attributes.ALL_KEYS)
+    if added:
+        print(f"registered search attributes {', '.join(added)} in {settings.temporal_namespace}")
+    else:
+        print(f"search attributes already registered: {names}")
+    return 0
+
+
+def api_command(args: argparse.Namespace) -> None:
+    """Serve the API with uvicorn; blocks until SIGINT or SIGTERM."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = load_settings()
+    if settings.jwt_secret is None:
+        raise CliError("VIDEOQ_JWT_SECRET is not set; the API cannot check tokens without it")
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        log_level=settings.log_level.lower(),
+    )
 
 
 DEMO_JOBS = [
@@ -248,7 +327,17 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="run the embedded stack: Temporal dev server and worker")
     dev.add_argument("--temporal-port", type=int, default=7233, help="Temporal gRPC port")
     dev.add_argument("--ui-port", type=int, default=8233, help="Temporal Web UI port")
+    dev.add_argument("--api-port", type=int, default=8000, help="HTTP port of the API")
     dev.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="folder for server data")
+
+    commands.add_parser("migrate", help="apply the projection's SQL migrations")
+    commands.add_parser(
+        "setup", help="register the search attributes on an existing Temporal cluster"
+    )
+
+    api = commands.add_parser("api", help="serve the HTTP API")
+    api.add_argument("--host", help="address to listen on (default VIDEOQ_API_HOST)")
+    api.add_argument("--port", type=int, help="port to listen on (default VIDEOQ_API_PORT)")
 
     commands.add_parser("worker", help="run a worker process against VIDEOQ_TEMPORAL_ADDRESS")
 
@@ -274,12 +363,21 @@ COMMANDS = {
     "worker": worker_command,
     "submit": submit_command,
     "demo": demo_command,
+    "migrate": migrate_command,
+    "setup": setup_command,
 }
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     configure_logging(os.environ.get("VIDEOQ_LOG_LEVEL", "WARNING"))
+    if args.command == "api":
+        try:
+            api_command(args)
+        except CliError as err:
+            sys.stderr.write(f"videoq: {err}\n")
+            os._exit(2)
+        return
     run_async(COMMANDS[args.command](args))
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from videoq.binaries import dev_server_config_args, temporal_cli
+from videoq.db import describe_target
+from videoq.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError
 
 logger = logging.getLogger("videoq.devstack")
 
@@ -63,7 +65,11 @@ class DevStack:
     temporal_port: int = 7233
     ui_port: int = 8233
     temporal_address: str | None = None
+    database_url: str | None = None
+    api_port: int = 8000
+    fairness: bool = False
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    postgres: EmbeddedPostgres | None = None
 
     @property
     def address(self) -> str:
@@ -73,8 +79,35 @@ class DevStack:
     def ui_url(self) -> str | None:
         return None if self.temporal_address else f"http://127.0.0.1:{self.ui_port}"
 
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
     def child_env(self) -> dict[str, str]:
-        return {**os.environ, "VIDEOQ_TEMPORAL_ADDRESS": self.address}
+        env = {**os.environ, "VIDEOQ_TEMPORAL_ADDRESS": self.address}
+        if self.database_url:
+            env["VIDEOQ_DATABASE_URL"] = self.database_url
+        return env
+
+    def start_postgres(self) -> None:
+        """Start the embedded PostgreSQL unless a database URL was given."""
+        if self.database_url:
+            logger.info("using PostgreSQL at %s", describe_target(self.database_url))
+            return
+        self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
+        try:
+            self.database_url = self.postgres.start()
+        except EmbeddedPostgresError as err:
+            raise StackError(f"embedded PostgreSQL did not start: {err}") from err
+
+    def start_api(self, log: Path | None = None) -> None:
+        if not port_is_free(self.api_port):
+            raise StackError(
+                f"port {self.api_port} is already in use; choose another with --api-port"
+            )
+        argv = [sys.executable, "-m", "videoq.cli", "api", "--port", str(self.api_port)]
+        process = self._spawn("api", argv, log)
+        wait_for_port(self.api_port, process, "the API", log or Path("the terminal"))
 
     def start_temporal(self) -> None:
         if self.temporal_address:
@@ -98,7 +131,7 @@ class DevStack:
             str(self.data_dir / "temporal.sqlite"),
             "--log-level",
             "warn",
-            *dev_server_config_args(),
+            *dev_server_config_args(fairness=self.fairness),
         ]
         log = self.data_dir / "temporal.log"
         process = self._spawn("temporal", argv, log)
@@ -144,3 +177,7 @@ class DevStack:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
         self.children.clear()
+        # PostgreSQL stops after the worker, which writes the projection until it exits.
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.postgres = None

@@ -35,6 +35,10 @@ class RenderSlots:
     server's long poll expires. So a slot counts from its reservation until its release, each
     activity worker polls with one poller, and the last free slot goes to an engine whose
     queue is busy rather than to one whose last poll came back empty.
+
+    NOTE: a slot reserved by an idle poll before the other queue got busy stays stranded until
+    that poll expires (2 s with the long-poll setting of ``videoq.binaries``), most visibly
+    right after a worker starts.
     """
 
     def __init__(self, limits: Callable[[], SlotLimits]) -> None:

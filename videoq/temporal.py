@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
@@ -67,7 +67,12 @@ def job_priority(settings: Settings, job: Job) -> Priority:
 
 
 async def start_job(
-    client: Client, settings: Settings, job: Job, *, generation: int = 1
+    client: Client,
+    settings: Settings,
+    job: Job,
+    *,
+    generation: int = 1,
+    rpc_timeout: timedelta | None = None,
 ) -> WorkflowHandle[VideoJobWorkflow, object]:
     """Start the job's workflow; the job id is the workflow id.
 
@@ -94,6 +99,7 @@ async def start_job(
         # The workflow's own tasks outrank lower-priority jobs too, not only its render.
         priority=job_priority(settings, job),
         id_reuse_policy=reuse,
+        rpc_timeout=rpc_timeout,
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(search_attributes.JOB_TYPE, job.job_type.value),

@@ -134,7 +134,8 @@ class VideoJobWorkflow:
             result = await self._render(input)
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
-                self._finish(JobStatus.CANCELLED, error="cancelled while rendering")
+                where = "queued" if self._state.phase is JobStatus.QUEUED else "rendering"
+                self._finish(JobStatus.CANCELLED, error=f"cancelled while {where}")
                 await self._flush_projection(projection)
                 raise asyncio.CancelledError() from err
             reason = _failure_reason(err)
