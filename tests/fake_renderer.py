@@ -1,7 +1,8 @@
 """A command renderer for tests: records each start and finish, then behaves as told.
 
 Behaviours: ``ok`` sleeps ``--seconds`` and writes a small file at ``--output``;
-``slow_first`` does the same, but sleeps only 0.2 s from the second attempt on; ``hang`` starts
+``slow_first`` does the same, but sleeps only 0.2 s from the second attempt on; a job titled
+``blocker`` sleeps 3 s, to hold a slot while a test queues more jobs; ``hang`` starts
 a child process and both sleep until killed; ``invalid`` exits 3; ``crash`` exits 1.
 """
 
@@ -13,6 +14,8 @@ import os
 import subprocess
 import sys
 import time
+
+BLOCKER_SECONDS = 3.0
 
 
 def record(path: str, **fields: object) -> None:
@@ -58,6 +61,8 @@ def main() -> int:
     seconds = args.seconds
     if args.behaviour == "slow_first" and int(args.attempt) > 1:
         seconds = 0.2
+    if job["content"]["title"] == "blocker":
+        seconds = BLOCKER_SECONDS
     time.sleep(seconds)
     with open(args.output, "wb") as file:
         file.write(b"\x00\x00\x00\x18ftypmp42 fake video")

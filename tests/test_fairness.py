@@ -45,7 +45,9 @@ async def test_fairness_burst_shares_level(fair_env, tmp_path, fairness, burst_a
     )
     client = fair_env.client
     async with running_workers(client, settings):
-        blocker = new_job(job_request(job_type=JobType.DAILY_CA, user_id="blocker"))
+        blocker = new_job(
+            job_request(job_type=JobType.DAILY_CA, user_id="blocker", title="blocker")
+        )
         await start_job(client, settings, blocker)
         await wait_until(lambda: len(starts(record)) == 1, 15, "blocker start")
         burst = [

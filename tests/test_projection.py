@@ -77,9 +77,7 @@ async def position_of(pool: AsyncConnectionPool, snapshot: JobSnapshot) -> int:
 
 async def table_names(conninfo: str) -> set[str]:
     async with await psycopg.AsyncConnection.connect(conninfo) as conn:
-        cursor = await conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-        )
+        cursor = await conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         return {row[0] for row in await cursor.fetchall()}
 
 

@@ -28,7 +28,8 @@ MIXED = [
 
 async def _start_blocker(client, settings, record) -> None:
     """Occupy the only slot, so that every later job waits in the task queue's backlog."""
-    await start_job(client, settings, new_job(job_request(job_type=JobType.DAILY_CA)))
+    blocker = new_job(job_request(job_type=JobType.DAILY_CA, title="blocker"))
+    await start_job(client, settings, blocker)
     await wait_until(lambda: len(starts(record)) == 1, 15, "blocker start")
 
 
