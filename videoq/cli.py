@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from videoq.api_client import ApiError, JobsApi, describe_view
 from videoq.db import ProjectionUnavailable, describe_target, migrate
 from videoq.devstack import DevStack, StackError, free_port
 from videoq.jobs import Engine, JobRequest, JobStatus, JobType
@@ -26,6 +27,8 @@ DEFAULT_DATA_DIR = Path(".videoq")
 DEV_USER = "student-1"
 DEV_ADMIN = "admin-1"
 DEV_TOKEN_TTL = 7 * 24 * 3600
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+CLI_USER_PLACEHOLDER = "from-token"
 
 
 class CliError(Exception):
@@ -69,7 +72,8 @@ def job_request_from_args(args: argparse.Namespace) -> JobRequest:
             raise CliError(f"{args.file} is not valid JSON: {err}") from err
         if not isinstance(data, dict):
             raise CliError(f"{args.file} must hold a JSON object")
-        data.setdefault("user_id", args.user)
+        # The API takes the user from the token; the model still validates a user id.
+        data["user_id"] = CLI_USER_PLACEHOLDER
     else:
         missing = [
             flag for flag, value in (("--title", args.title), ("--text", args.text)) if not value
@@ -79,7 +83,7 @@ def job_request_from_args(args: argparse.Namespace) -> JobRequest:
         data = {
             "job_type": args.type,
             "engine": args.engine,
-            "user_id": args.user,
+            "user_id": CLI_USER_PLACEHOLDER,
             "content": {"title": args.title, "text": args.text, "steps": args.step or []},
         }
     try:
@@ -100,19 +104,27 @@ def load_settings() -> Settings:
 
 
 async def submit_command(args: argparse.Namespace) -> int:
-    from videoq.temporal import connect, new_job, start_job
-    from videoq.waiting import follow_jobs
-
     request = job_request_from_args(args)
-    settings = load_settings()
-    client = await _connect(settings, connect)
-    job = new_job(request)
-    await start_job(client, settings, job)
-    print(f"submitted {job.id} ({job.job_type.value}, {job.engine.value}, {job.priority.value})")
-    if not args.wait:
-        return 0
-    states = await follow_jobs(client, [job.id], print)
-    return 0 if states[job.id].phase is JobStatus.COMPLETED else 1
+    token = args.token or os.environ.get("VIDEOQ_API_TOKEN")
+    if not token:
+        raise CliError(
+            "missing API token: pass --token or set VIDEOQ_API_TOKEN (videoq dev prints one)"
+        )
+    api = JobsApi(args.api_url or os.environ.get("VIDEOQ_API_URL", DEFAULT_API_URL), token)
+    try:
+        submitted = await api.submit(request, idempotency_key=args.idempotency_key)
+        print(
+            f"submitted {submitted['id']} ({request.job_type.value}, {request.engine.value}, "
+            f"{submitted['priority']}): {describe_view(submitted)}"
+        )
+        if not args.wait:
+            return 0
+        views = await api.follow([submitted["id"]], print)
+    except ApiError as err:
+        raise CliError(str(err)) from err
+    finally:
+        await api.close()
+    return 0 if views[submitted["id"]]["status"] == JobStatus.COMPLETED.value else 1
 
 
 async def _connect(settings: Settings, connect):
@@ -243,81 +255,90 @@ def api_command(args: argparse.Namespace) -> None:
 
 
 DEMO_JOBS = [
-    (
-        JobType.DOUBT,
-        Engine.MANIM,
-        "Why does ice float on water?",
-        "Water expands as it freezes, so ice is less dense than the liquid around it.",
-        [
-            "Molecules lock into a hexagonal lattice",
-            "The lattice holds more empty space",
-            "Less dense solids float",
-        ],
-    ),
-    (
-        JobType.TOPIC_SHORT,
-        Engine.STANDARD,
-        "Photosynthesis in one minute",
-        "Plants turn light, water and carbon dioxide into sugar and oxygen.",
-        ["Light reactions split water", "The Calvin cycle fixes carbon"],
-    ),
-    (
-        JobType.DAILY_CA,
-        Engine.STANDARD,
-        "Today's current affairs",
-        "Three headlines from today's news, each in one slide.",
-        ["A new solar park opens", "Monsoon forecast updated", "Chess olympiad results"],
-    ),
-]
+    (JobType.DAILY_CA, Engine.STANDARD, "Today's current affairs",
+     "Three headlines from today's news, each in one slide.",
+     ["A new solar park opens", "Monsoon forecast updated", "Chess olympiad results"]),
+    (JobType.DAILY_CA, Engine.STANDARD, "This week in science",
+     "Two discoveries of the week, explained in a minute.",
+     ["A comet returns after 80 years", "A new antibiotic class"]),
+    (JobType.TOPIC_SHORT, Engine.STANDARD, "Photosynthesis in one minute",
+     "Plants turn light, water and carbon dioxide into sugar and oxygen.",
+     ["Light reactions split water", "The Calvin cycle fixes carbon"]),
+    (JobType.DOUBT, Engine.STANDARD, "What is a prime number?",
+     "A prime has exactly two divisors: 1 and itself.",
+     ["2 is the only even prime", "1 is not prime"]),
+    (JobType.DOUBT, Engine.MANIM, "Why does ice float on water?",
+     "Water expands as it freezes, so ice is less dense than the liquid around it.",
+     ["Molecules lock into a hexagonal lattice", "The lattice holds more empty space",
+      "Less dense solids float"]),
+]  # fmt: skip
+# The demo's worker renders one standard job at a time, so the later, higher-priority jobs
+# visibly overtake the daily_ca jobs submitted first.
+DEMO_WORKER_ENV = {"VIDEOQ_MAX_RENDERS": "2", "VIDEOQ_MAX_MANIM_RENDERS": "1"}
 
 
 async def demo_command(args: argparse.Namespace) -> int:
-    from videoq.temporal import connect, new_job, start_job
-    from videoq.waiting import follow_jobs
+    from api.auth import issue_token
 
     settings = load_settings()
     data_dir = Path(args.data_dir).resolve()
+    secret = dev_jwt_secret(settings, data_dir)
+    os.environ["VIDEOQ_JWT_SECRET"] = secret
     stack = DevStack(
         data_dir=data_dir,
         temporal_port=free_port(),
         ui_port=free_port(),
+        api_port=free_port(),
         temporal_address=settings.temporal_address,
+        database_url=settings.database_url,
     )
     started = time.monotonic()
+    api = None
     try:
         stack.start_temporal()
-        os.environ["VIDEOQ_TEMPORAL_ADDRESS"] = stack.address
-        settings = load_settings()
-        stack.start_worker(log=data_dir / "worker.log")
-        print(f"Temporal dev server at {stack.address}, Web UI {stack.ui_url or '(external)'}")
-        client = await _connect(settings, connect)
+        stack.start_postgres()
+        await migrate(stack.database_url)
+        stack.start_worker(log=data_dir / "worker.log", env=DEMO_WORKER_ENV)
+        # The API reads the same limits, so that its start estimates match the worker.
+        stack.start_api(log=data_dir / "api.log", env=DEMO_WORKER_ENV)
+        print(f"Temporal Web UI {stack.ui_url or '(external server)'}, API {stack.api_url}/docs")
+        print("Worker: at most 2 renders at once, 1 of them Manim\n")
+        api = JobsApi(stack.api_url, issue_token(secret, "demo-student", ttl_seconds=3600))
         ids = []
         for job_type, engine, title, text, steps in DEMO_JOBS:
             request = JobRequest(
                 job_type=job_type,
                 engine=engine,
-                user_id="demo-student",
+                user_id=CLI_USER_PLACEHOLDER,
                 content={"title": title, "text": text, "steps": steps},
             )
-            job = new_job(request)
-            await start_job(client, settings, job)
-            ids.append(job.id)
-            print(f"submitted {job.id}: {job_type.value} ({job.priority.value}), {engine.value}")
-        states = await follow_jobs(client, ids, print)
+            submitted = await api.submit(request)
+            ids.append(submitted["id"])
+            print(
+                f"submitted {submitted['id']}: {job_type.value} ({submitted['priority']}), "
+                f"{engine.value}"
+            )
+        print()
+        views = await api.follow(ids, print)
+    except ApiError as err:
+        raise CliError(str(err)) from err
     finally:
+        if api is not None:
+            await api.close()
         stack.stop()
 
-    failed = [state for state in states.values() if state.phase is not JobStatus.COMPLETED]
-    print(
-        f"\n{len(states) - len(failed)} of {len(states)} videos in "
-        f"{time.monotonic() - started:.1f} s:"
-    )
-    for state in states.values():
+    print(f"\n{len(views)} jobs in {time.monotonic() - started:.1f} s:")
+    missing = []
+    for view in views.values():
+        output = view.get("output")
+        if view["status"] != JobStatus.COMPLETED.value or not output or not Path(output).is_file():
+            missing.append(view["id"])
         print(
-            f"  {state.job_type.value:12} {state.engine.value:8} {state.output or state.last_error}"
+            f"  {view['job_type']:12} {view['engine']:8} {view['status']:10} "
+            f"{output or view.get('error')}"
         )
-    missing = [s for s in states.values() if s.output and not Path(s.output).is_file()]
-    return 1 if failed or missing else 0
+    print(f"\nLogs and data: {data_dir}")
+    return 1 if missing else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -347,11 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--engine", choices=[e.value for e in Engine], default=Engine.STANDARD.value
     )
-    submit.add_argument("--user", default="cli-user", help="user id the job belongs to")
     submit.add_argument("--title")
     submit.add_argument("--text")
     submit.add_argument("--step", action="append", help="one step; repeat for more")
     submit.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    submit.add_argument("--token", help="API bearer token (default: VIDEOQ_API_TOKEN)")
+    submit.add_argument(
+        "--api-url", help=f"API base URL (default: VIDEOQ_API_URL or {DEFAULT_API_URL})"
+    )
+    submit.add_argument("--idempotency-key", help="repeat a submit safely: same key, same job")
 
     demo = commands.add_parser("demo", help="start a stack, render one job of each type, stop")
     demo.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR / "demo"))

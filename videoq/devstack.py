@@ -100,13 +100,13 @@ class DevStack:
         except EmbeddedPostgresError as err:
             raise StackError(f"embedded PostgreSQL did not start: {err}") from err
 
-    def start_api(self, log: Path | None = None) -> None:
+    def start_api(self, log: Path | None = None, env: dict[str, str] | None = None) -> None:
         if not port_is_free(self.api_port):
             raise StackError(
                 f"port {self.api_port} is already in use; choose another with --api-port"
             )
         argv = [sys.executable, "-m", "videoq.cli", "api", "--port", str(self.api_port)]
-        process = self._spawn("api", argv, log)
+        process = self._spawn("api", argv, log, env)
         wait_for_port(self.api_port, process, "the API", log or Path("the terminal"))
 
     def start_temporal(self) -> None:
@@ -143,15 +143,17 @@ class DevStack:
             extra={"action": "stack_temporal_started"},
         )
 
-    def start_worker(self, log: Path | None = None) -> None:
+    def start_worker(self, log: Path | None = None, env: dict[str, str] | None = None) -> None:
         """Start a worker process; it logs to ``log``, or to this terminal when None."""
-        self._spawn("worker", [sys.executable, "-m", "worker"], log)
+        self._spawn("worker", [sys.executable, "-m", "worker"], log, env)
 
-    def _spawn(self, name: str, argv: list[str], log: Path | None) -> subprocess.Popen:
+    def _spawn(
+        self, name: str, argv: list[str], log: Path | None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
         output = open(log, "ab") if log else None  # noqa: SIM115 - closed by the child's exit
         process = subprocess.Popen(
             argv,
-            env=self.child_env(),
+            env={**self.child_env(), **(env or {})},
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
             # Own process group: Ctrl-C in the terminal reaches only this process, which then

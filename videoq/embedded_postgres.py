@@ -10,14 +10,17 @@ adds a system user with ``useradd`` and makes every ancestor folder of the data 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import importlib.util
 import logging
 import os
 import pwd
+import shutil
 import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -195,10 +198,24 @@ class EmbeddedPostgres:
             return
 
         # The server runs as another user, so it must own its cluster folder and reach the
-        # folders above it and the wheel's programs.
+        # folders above it and the wheel's programs. A root user's private home (mode 700) is
+        # the usual obstacle; rather than open it up, the cluster and a copy of the programs
+        # move to folders under the system temporary folder.
+        if not _user_can_enter(self._run_as, self.data_dir):
+            fallback = _shared_folder("data", self.data_dir)
+            logger.warning(
+                "user %s cannot enter %s; the PostgreSQL cluster lives in %s instead",
+                self._run_as.pw_name,
+                self.data_dir,
+                fallback,
+                extra={"action": "postgres_data_moved"},
+            )
+            self.pgdata = fallback / "pgdata"
+        if not _user_can_enter(self._run_as, self._bin_dir):
+            self._bin_dir = _copy_programs(self._bin_dir.parent) / "bin"
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         os.chown(self.pgdata, self._run_as.pw_uid, self._run_as.pw_gid)
-        _check_user_can_enter(self._run_as, self.data_dir)
+        _check_user_can_enter(self._run_as, self.pgdata.parent)
         _check_user_can_enter(self._run_as, self._bin_dir)
 
     def _initdb(self) -> None:
@@ -301,6 +318,45 @@ def _service_user(user_when_root: str) -> pwd.struct_passwd | None:
             f"PostgreSQL does not run as root, and the user {user_when_root!r} meant to run it "
             "does not exist. Pass user_when_root with an existing unprivileged user."
         ) from err
+
+
+def _shared_folder(kind: str, origin: Path) -> Path:
+    """A folder under the system temporary folder, named after ``origin``, that any user can
+    enter but only root can change."""
+    digest = hashlib.sha256(str(origin).encode()).hexdigest()[:12]
+    folder = Path(tempfile.gettempdir()) / f"videoq-postgres-{kind}-{digest}"
+    folder.mkdir(mode=0o755, exist_ok=True)
+    folder.chmod(0o755)
+    return folder
+
+
+def _copy_programs(install_dir: Path) -> Path:
+    """Copy the wheel's PostgreSQL installation (about 40 MB) to a shared folder, once."""
+    target = _shared_folder("install", install_dir) / "pginstall"
+    if not (target / "bin" / "postgres").exists():
+        staging = target.with_name(f"pginstall.{os.getpid()}")
+        shutil.copytree(install_dir, staging, dirs_exist_ok=True)
+        for folder, _, _ in os.walk(staging):
+            os.chmod(folder, 0o755)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            # Another process copied it first.
+            shutil.rmtree(staging, ignore_errors=True)
+        logger.info(
+            "copied PostgreSQL programs to %s for the server's user",
+            target,
+            extra={"action": "postgres_programs_copied"},
+        )
+    return target
+
+
+def _user_can_enter(user: pwd.struct_passwd, folder: Path) -> bool:
+    try:
+        _check_user_can_enter(user, folder)
+    except EmbeddedPostgresError:
+        return False
+    return True
 
 
 def _check_user_can_enter(user: pwd.struct_passwd, folder: Path) -> None:
