@@ -43,7 +43,8 @@ BAD_SUB = "invalid token subject: sub must be a user id of 1 to 128 letters, dig
 class AuthSettings(BaseSettings):
     """Token settings, read from ``VIDEOQ_JWT_SECRET`` and ``VIDEOQ_JWT_AUDIENCE``."""
 
-    model_config = SettingsConfigDict(env_prefix="VIDEOQ_", extra="ignore")
+    # An empty VIDEOQ_JWT_AUDIENCE (as in deploy/.env.example) means unset: aud is not checked.
+    model_config = SettingsConfigDict(env_prefix="VIDEOQ_", extra="ignore", env_ignore_empty=True)
 
     jwt_secret: SecretStr = Field(
         description="HMAC secret of the HS256 tokens, at least 32 characters."
