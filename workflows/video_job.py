@@ -108,6 +108,37 @@ class VideoJobWorkflow:
 
     @workflow.run
     async def run(self, input: VideoJobInput) -> VideoJobResult:
+        self._begin(input)
+        projection = asyncio.create_task(self._project_changes())
+
+        try:
+            result = await self._render(input)
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                await self._end_cancelled(projection)
+                raise asyncio.CancelledError() from err
+            reason = _failure_reason(err)
+            await self._end(JobStatus.FAILED, projection, error=reason)
+            raise ApplicationError(
+                f"job {input.job.id} failed after {self._state.attempt} attempt(s): {reason}",
+                type=errors.JOB_FAILED,
+                non_retryable=True,
+            ) from err
+        except asyncio.CancelledError:
+            await self._end_cancelled(projection)
+            raise
+
+        self._state.attempt = max(self._state.attempt, result.attempt)
+        self._state.worker = result.worker
+        await self._end(JobStatus.COMPLETED, projection, output=result.output)
+        return VideoJobResult(
+            job_id=input.job.id,
+            output=result.output,
+            attempts=result.attempt,
+            render_seconds=result.duration_seconds,
+        )
+
+    def _begin(self, input: VideoJobInput) -> None:
         job = input.job
         self._input = input
         self._state = JobState(
@@ -128,39 +159,6 @@ class VideoJobWorkflow:
             extra={"action": "job_queued", "job_id": job.id},
         )
         self._changed()
-        projection = asyncio.create_task(self._project_changes())
-
-        try:
-            result = await self._render(input)
-        except ActivityError as err:
-            if isinstance(err.cause, CancelledError):
-                where = "queued" if self._state.phase is JobStatus.QUEUED else "rendering"
-                self._finish(JobStatus.CANCELLED, error=f"cancelled while {where}")
-                await self._flush_projection(projection)
-                raise asyncio.CancelledError() from err
-            reason = _failure_reason(err)
-            self._finish(JobStatus.FAILED, error=reason)
-            await self._flush_projection(projection)
-            raise ApplicationError(
-                f"job {job.id} failed after {self._state.attempt} attempt(s): {reason}",
-                type=errors.JOB_FAILED,
-                non_retryable=True,
-            ) from err
-        except asyncio.CancelledError:
-            self._finish(JobStatus.CANCELLED, error="cancelled while queued")
-            await self._flush_projection(projection)
-            raise
-
-        self._state.attempt = max(self._state.attempt, result.attempt)
-        self._state.worker = result.worker
-        self._finish(JobStatus.COMPLETED, output=result.output)
-        await self._flush_projection(projection)
-        return VideoJobResult(
-            job_id=job.id,
-            output=result.output,
-            attempts=result.attempt,
-            render_seconds=result.duration_seconds,
-        )
 
     async def _render(self, input: VideoJobInput) -> RenderResult:
         policy = input.policy
@@ -267,7 +265,15 @@ class VideoJobWorkflow:
             seq=version,
         )
 
-    def _finish(self, phase: JobStatus, *, output: str | None = None, error: str | None = None):
+    async def _end(
+        self,
+        phase: JobStatus,
+        projection: asyncio.Task[None],
+        *,
+        output: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record the final phase and wait until the projection has it."""
         assert self._state is not None
         self._state.phase = phase
         self._state.finished_at = workflow.now()
@@ -282,6 +288,12 @@ class VideoJobWorkflow:
             error or output,
             extra={"action": f"job_{phase.value}", "job_id": self._state.job_id},
         )
+        await self._flush_projection(projection)
+
+    async def _end_cancelled(self, projection: asyncio.Task[None]) -> None:
+        assert self._state is not None
+        where = "queued" if self._state.phase is JobStatus.QUEUED else "rendering"
+        await self._end(JobStatus.CANCELLED, projection, error=f"cancelled while {where}")
 
 
 def _failure_reason(err: ActivityError) -> str:
