@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import health, jobs
+from api import admin, health, jobs, metrics
 from api.auth import AuthSettings
 from api.backends import Backends
 from api.errors import EXCEPTION_HANDLERS
@@ -50,6 +50,9 @@ def create_app(settings: Settings, auth_settings: AuthSettings | None = None) ->
     app.state.auth_settings = auth_settings
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(admin.router)
+    app.include_router(metrics.router)
+    app.mount(admin.STATIC_PATH, admin.static_files(), name="admin-static")
     for exception, handler in EXCEPTION_HANDLERS.items():
         app.add_exception_handler(exception, handler)
     return app

@@ -87,6 +87,8 @@ class DevStack:
         env = {**os.environ, "VIDEOQ_TEMPORAL_ADDRESS": self.address}
         if self.database_url:
             env["VIDEOQ_DATABASE_URL"] = self.database_url
+        if self.ui_url:
+            env["VIDEOQ_TEMPORAL_UI_URL"] = self.ui_url
         return env
 
     def start_postgres(self) -> None:

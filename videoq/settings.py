@@ -29,6 +29,10 @@ class Settings(BaseSettings):
         description="host:port of an existing Temporal server; unset means the embedded one.",
     )
     temporal_namespace: str = "default"
+    temporal_ui_url: str = Field(
+        default="http://127.0.0.1:8233",
+        description="Base URL of the Temporal Web UI, for links to the workflow of each job.",
+    )
     database_url: str | None = Field(
         default=None,
         description="PostgreSQL URL of the projection; unset means the embedded one in dev.",
