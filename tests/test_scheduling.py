@@ -106,10 +106,11 @@ async def test_scheduling_doubt_overtakes_burst(client, make_settings, worker_fo
     waiting_at_submit = 151 - len([e for e in burst_started if e["time"] < submitted_at])
     overtaken_by = [e for e in burst_started if submitted_at <= e["time"] < doubt_start]
     assert waiting_at_submit > 100
-    # With two slots freeing every 0.15 s, a few burst renders may start while the doubt's
-    # workflow task runs; the doubt never waits behind the burst's backlog.
-    assert doubt_start - submitted_at < 2.0
-    assert len(overtaken_by) <= 6
+    # Behind the burst the doubt would wait for over 100 renders, about 15 s. With priority it
+    # waits for its own workflow task and a free slot; the bounds leave room for a loaded CI
+    # machine (the benchmark measures the delay itself).
+    assert doubt_start - submitted_at < 5.0
+    assert len(overtaken_by) <= 20
 
 
 def starts_time(record, job_id: str) -> float:
