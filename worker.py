@@ -28,6 +28,7 @@ logger = logging.getLogger("videoq.worker")
 # How long a stopping worker lets running renders finish before it cancels them; a cancelled
 # render fails its attempt, which the retry policy gives to another worker.
 GRACEFUL_SHUTDOWN_SECONDS = 10
+WORKFLOW_TASK_SLOTS = 4
 
 
 def build_workers(
@@ -45,6 +46,10 @@ def build_workers(
             workflows=[VideoJobWorkflow],
             # Projection writes run as local activities of this worker, outside render slots.
             activities=[projection.record_job_state],
+            # The server hands out workflow tasks in priority order, but tasks that run side by
+            # side finish in any order, and a job's render is queued when its first task
+            # finishes. Few at a time keeps FIFO within a level.
+            max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
         )
     ]
     for engine in Engine:

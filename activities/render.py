@@ -90,16 +90,21 @@ class RenderActivities:
             self._worker,
             extra={"action": "render_started", "job_id": job.id},
         )
-        await self._notify(
-            RENDER_STARTED_SIGNAL,
-            RenderStarted(attempt=info.attempt, worker=self._worker, started_at=datetime.now(UTC)),
+        # The report goes out while the renderer starts: the signal costs a round trip to the
+        # server, and a job that has its slot should not wait for it.
+        reported = asyncio.create_task(
+            self._notify(
+                RENDER_STARTED_SIGNAL,
+                RenderStarted(
+                    attempt=info.attempt, worker=self._worker, started_at=datetime.now(UTC)
+                ),
+            )
         )
         try:
             produced = await self._run_renderer(job, info.attempt, work_dir)
             final = final_video_path(output_dir, job.id)
-            os.replace(
-                produced, final
-            )  # same file system, so the video appears whole or not at all
+            # Same file system, so the video appears whole or not at all.
+            os.replace(produced, final)
         except ApplicationError as err:
             activity.logger.warning(
                 "render failed: job %s attempt %d after %.1f s: %s",
@@ -109,13 +114,18 @@ class RenderActivities:
                 err.message,
                 extra={"action": "render_failed", "job_id": job.id},
             )
+            await reported  # the workflow gets "started" before "failed"
             await self._notify(
                 RENDER_ATTEMPT_FAILED_SIGNAL,
                 RenderAttemptFailed(attempt=info.attempt, error=err.message),
             )
             raise
+        except BaseException:
+            reported.cancel()  # cancelled: the report no longer matters
+            raise
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
+        await reported
 
         duration = time.monotonic() - started
         activity.logger.info(
