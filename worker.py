@@ -25,7 +25,7 @@ from workflows.video_job import VideoJobWorkflow
 
 logger = logging.getLogger("videoq.worker")
 
-# How long a stopping worker lets running renders finish before it cancels them; a cancelled
+# How long a stopping worker lets running renders finish before it cancels them. A cancelled
 # render fails its attempt, which the retry policy gives to another worker.
 GRACEFUL_SHUTDOWN_SECONDS = 10
 WORKFLOW_TASK_SLOTS = 4
@@ -64,7 +64,7 @@ def build_workers(
                     local_activity_supplier=FixedSizeSlotSupplier(1),
                     nexus_supplier=FixedSizeSlotSupplier(1),
                 ),
-                # One poller per queue: each poll holds a reserved slot while it waits, so
+                # One poller per queue: each poll keeps a reserved slot while it waits, so
                 # more pollers would strand more of the shared budget on an idle queue.
                 max_concurrent_activity_task_polls=1,
                 graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN_SECONDS),

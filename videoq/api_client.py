@@ -14,7 +14,7 @@ REQUEST_TIMEOUT_SECONDS = 15.0
 
 
 class ApiError(Exception):
-    """The API rejected a request or could not be reached; the message says which and why."""
+    """The API rejected a request or could not be reached; the message names request and cause."""
 
 
 class JobsApi:
