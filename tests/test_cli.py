@@ -67,10 +67,18 @@ def test_cli_demo_renders_every_job(tmp_path):
 
     assert result.returncode == 0, result.stdout + result.stderr
     videos = sorted((tmp_path / "videos").glob("*.mp4"))
-    assert len(videos) == 5
+    assert len(videos) == 6
     for video in videos:
         with av.open(str(video)) as container:
             assert container.streams.video[0].frames > 0 or any(container.decode(video=0))
-    assert "5 jobs in" in result.stdout
-    # Higher priorities overtook the daily_ca job submitted second: it started last but one.
-    assert "position" in result.stdout
+    assert "6 jobs in" in result.stdout
+    # The third daily_ca waited while the later doubts and topic_short started before it.
+    lines = result.stdout.splitlines()
+    submitted = [line.split()[1].rstrip(":") for line in lines if line.startswith("submitted ")]
+    third_daily, topic_short = submitted[2], submitted[3]
+    first_render = {}
+    for index, line in enumerate(lines):
+        job_id = line.split(":", 1)[0]
+        if "rendering attempt" in line and job_id not in first_render:
+            first_render[job_id] = index
+    assert first_render[topic_short] < first_render[third_daily]

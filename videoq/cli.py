@@ -192,6 +192,7 @@ async def dev_command(args: argparse.Namespace) -> int:
             print(f"Temporal Web UI: {stack.ui_url}")
         print(f"PostgreSQL:      {describe_target(stack.database_url)}")
         print(f"API:             {stack.api_url} (docs at {stack.api_url}/docs)")
+        print(f"Admin dashboard: {stack.api_url}/admin")
         print(f"Videos:          {settings.output_dir.resolve()}")
         user_token = issue_token(secret, DEV_USER, ttl_seconds=DEV_TOKEN_TTL)
         admin_token = issue_token(secret, DEV_ADMIN, admin=True, ttl_seconds=DEV_TOKEN_TTL)
@@ -255,6 +256,9 @@ def api_command(args: argparse.Namespace) -> None:
 
 
 DEMO_JOBS = [
+    (JobType.DAILY_CA, Engine.STANDARD, "Yesterday's current affairs",
+     "Two headlines from yesterday's news, each in one slide.",
+     ["Parliament passes the budget", "A new metro line opens"]),
     (JobType.DAILY_CA, Engine.STANDARD, "Today's current affairs",
      "Three headlines from today's news, each in one slide.",
      ["A new solar park opens", "Monsoon forecast updated", "Chess olympiad results"]),
@@ -272,8 +276,8 @@ DEMO_JOBS = [
      ["Molecules lock into a hexagonal lattice", "The lattice holds more empty space",
       "Less dense solids float"]),
 ]  # fmt: skip
-# The demo's worker renders one standard job at a time, so the later, higher-priority jobs
-# visibly overtake the daily_ca jobs submitted first.
+# The demo's worker renders two jobs at a time, so the first two daily_ca jobs take both slots
+# and the later, higher-priority jobs overtake the third.
 DEMO_WORKER_ENV = {"VIDEOQ_MAX_RENDERS": "2", "VIDEOQ_MAX_MANIM_RENDERS": "1"}
 
 
@@ -343,9 +347,14 @@ async def demo_command(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="videoq", description=__doc__)
+    defaults = argparse.ArgumentDefaultsHelpFormatter
     commands = parser.add_subparsers(dest="command", required=True)
 
-    dev = commands.add_parser("dev", help="run the embedded stack: Temporal dev server and worker")
+    dev = commands.add_parser(
+        "dev",
+        help="run the embedded stack: Temporal dev server, PostgreSQL, worker and API",
+        formatter_class=defaults,
+    )
     dev.add_argument("--temporal-port", type=int, default=7233, help="Temporal gRPC port")
     dev.add_argument("--ui-port", type=int, default=8233, help="Temporal Web UI port")
     dev.add_argument("--api-port", type=int, default=8000, help="HTTP port of the API")
@@ -378,7 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--idempotency-key", help="repeat a submit safely: same key, same job")
 
-    demo = commands.add_parser("demo", help="start a stack, render one job of each type, stop")
+    demo = commands.add_parser(
+        "demo", help="start a stack, render jobs of every type, stop", formatter_class=defaults
+    )
     demo.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR / "demo"))
     return parser
 
