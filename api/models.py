@@ -22,7 +22,7 @@ class SubmitJobRequest(BaseModel):
 class QueuePosition(BaseModel):
     """Position of a queued job among the queued jobs of its engine.
 
-    The two times are estimates in seconds from now; they are null when the job is not queued,
+    The two times are estimates in seconds from now. They are null when the job is not queued,
     or when no worker of this deployment renders its engine (a render cap of 0).
     """
 
@@ -48,8 +48,8 @@ class SubmittedJob(QueuePosition):
     enqueued_at: datetime
 
 
-class JobView(QueuePosition):
-    """A job as returned to its owner or an admin."""
+class JobFields(BaseModel):
+    """The fields of a job that every listing of jobs returns."""
 
     id: str
     user_id: str
@@ -65,6 +65,11 @@ class JobView(QueuePosition):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
+
+
+class JobView(QueuePosition, JobFields):
+    """A job as returned to its owner or an admin."""
+
     output: str | None = Field(default=None, description="Path of the video on the workers.")
 
 

@@ -111,19 +111,10 @@ async def load_job(backends: Backends, job_id: str, *, user_id: str | None) -> J
 
 def snapshot_of_input(run_input: VideoJobInput) -> JobSnapshot:
     """Describe a run that has not written its projection row yet: queued, no attempt."""
-    job = run_input.job
-    return JobSnapshot(
-        id=job.id,
-        user_id=job.user_id,
-        job_type=job.job_type,
-        engine=job.engine,
-        priority=job.priority,
-        priority_key=job.priority_key,
+    return JobSnapshot.of_job(
+        run_input.job,
         status=JobStatus.QUEUED,
-        attempt=0,
         max_attempts=run_input.policy.max_attempts,
-        enqueued_at=job.enqueued_at,
-        title=job.content.title,
         generation=run_input.generation,
         seq=0,
     )

@@ -11,9 +11,10 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
+from api.models import JobFields
 from videoq.capacity import PeakWindow
 from videoq.db import connection
-from videoq.jobs import Engine, JobStatus, JobType, Priority
+from videoq.jobs import Engine, JobStatus, Priority
 from videoq.projection import JobSnapshot, list_jobs
 from videoq.settings import Settings
 
@@ -134,23 +135,9 @@ class OldestQueuedJob(BaseModel):
     age_seconds: float
 
 
-class AdminJob(BaseModel):
+class AdminJob(JobFields):
     """A job as the dashboard lists it, with a link to its workflow in the Temporal Web UI."""
 
-    id: str
-    user_id: str
-    job_type: JobType
-    engine: Engine
-    priority: Priority
-    title: str
-    status: JobStatus
-    attempt: int
-    max_attempts: int
-    generation: int
-    enqueued_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    error: str | None = None
     worker: str | None = None
     temporal_ui_url: str
 

@@ -24,8 +24,6 @@ from workflows.video_job import VideoJobWorkflow
 def settings_env(settings: Settings) -> dict[str, str]:
     env = {**os.environ, "VIDEOQ_LOG_LEVEL": "WARNING"}
     for name, value in settings.model_dump(exclude_none=True).items():
-        if name == "jwt_secret":
-            continue
         env[f"VIDEOQ_{name.upper()}"] = str(value)
     return env
 
@@ -64,7 +62,7 @@ async def test_workers_fleet_capacity_is_sum(client, make_settings, worker_proce
     )
     worker_processes(settings, 2)
     # Each worker's idle Manim poll keeps one of its two slots until the first long poll
-    # expires (2 s on the dev server); measure the steady state after that.
+    # expires (2 s on the dev server), so the test measures the steady state after that.
     await asyncio.sleep(3)
     jobs = [new_job(job_request()) for _ in range(10)]
 

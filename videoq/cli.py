@@ -12,16 +12,19 @@ import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from api.auth import AuthSettings, issue_token
 from videoq.api_client import ApiError, JobsApi, describe_view
 from videoq.db import ProjectionUnavailable, describe_target, migrate
 from videoq.devstack import DevStack, StackError, free_port
 from videoq.jobs import Engine, JobRequest, JobStatus, JobType
 from videoq.logs import configure_logging
 from videoq.settings import Settings
+
+SettingsT = TypeVar("SettingsT", Settings, AuthSettings)
 
 DEFAULT_DATA_DIR = Path(".videoq")
 DEV_USER = "student-1"
@@ -93,14 +96,23 @@ def job_request_from_args(args: argparse.Namespace) -> JobRequest:
 
 
 def load_settings() -> Settings:
+    return _read_settings(Settings, "settings")
+
+
+def load_auth_settings() -> AuthSettings:
+    """Read the API's token settings; ``api.auth`` owns VIDEOQ_JWT_SECRET."""
+    return _read_settings(AuthSettings, "API settings")
+
+
+def _read_settings(model: type[SettingsT], what: str) -> SettingsT:
     try:
-        return Settings()
+        return model()
     except ValidationError as err:
         details = "; ".join(
             f"VIDEOQ_{'_'.join(str(p) for p in d['loc']).upper() or 'SETTINGS'}: {d['msg']}"
             for d in err.errors()
         )
-        raise CliError(f"invalid settings: {details}") from err
+        raise CliError(f"invalid {what}: {details}") from err
 
 
 async def submit_command(args: argparse.Namespace) -> int:
@@ -156,10 +168,10 @@ def _stack_from_args(args: argparse.Namespace, settings: Settings) -> DevStack:
     )
 
 
-def dev_jwt_secret(settings: Settings, data_dir: Path) -> str:
+def dev_jwt_secret(data_dir: Path) -> str:
     """Return VIDEOQ_JWT_SECRET, or a secret generated once and kept in ``data_dir``."""
-    if settings.jwt_secret is not None:
-        return settings.jwt_secret.get_secret_value()
+    if os.environ.get("VIDEOQ_JWT_SECRET"):
+        return load_auth_settings().jwt_secret.get_secret_value()
     path = data_dir / "jwt_secret"
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
@@ -171,11 +183,9 @@ def dev_jwt_secret(settings: Settings, data_dir: Path) -> str:
 
 
 async def dev_command(args: argparse.Namespace) -> int:
-    from api.auth import issue_token
-
     settings = load_settings()
     stack = _stack_from_args(args, settings)
-    secret = dev_jwt_secret(settings, stack.data_dir)
+    secret = dev_jwt_secret(stack.data_dir)
     os.environ["VIDEOQ_JWT_SECRET"] = secret
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -245,10 +255,9 @@ def api_command(args: argparse.Namespace) -> None:
     from api.app import create_app
 
     settings = load_settings()
-    if settings.jwt_secret is None:
-        raise CliError("VIDEOQ_JWT_SECRET is not set; the API cannot check tokens without it")
+    auth_settings = load_auth_settings()
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, auth_settings),
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
         log_level=settings.log_level.lower(),
@@ -282,11 +291,9 @@ DEMO_WORKER_ENV = {"VIDEOQ_MAX_RENDERS": "2", "VIDEOQ_MAX_MANIM_RENDERS": "1"}
 
 
 async def demo_command(args: argparse.Namespace) -> int:
-    from api.auth import issue_token
-
     settings = load_settings()
     data_dir = Path(args.data_dir).resolve()
-    secret = dev_jwt_secret(settings, data_dir)
+    secret = dev_jwt_secret(data_dir)
     os.environ["VIDEOQ_JWT_SECRET"] = secret
     stack = DevStack(
         data_dir=data_dir,

@@ -23,7 +23,7 @@ STOP_TIMEOUT_SECONDS = 15.0
 
 
 class StackError(RuntimeError):
-    """The embedded stack could not start; the message says what to change."""
+    """The embedded stack could not start; the message names the setting to change."""
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -42,12 +42,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for_port(port: int, process: subprocess.Popen, what: str, log: Path) -> None:
+def wait_for_port(port: int, process: subprocess.Popen, what: str, log: Path | None) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            where = log or "its output above"
             raise StackError(
-                f"{what} exited with code {process.returncode} while starting; see {log}"
+                f"{what} exited with code {process.returncode} while starting; see {where}"
             )
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.settimeout(0.5)
@@ -109,7 +110,7 @@ class DevStack:
             )
         argv = [sys.executable, "-m", "videoq.cli", "api", "--port", str(self.api_port)]
         process = self._spawn("api", argv, log, env)
-        wait_for_port(self.api_port, process, "the API", log or Path("the terminal"))
+        wait_for_port(self.api_port, process, "the API", log)
 
     def start_temporal(self) -> None:
         if self.temporal_address:

@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from videoq.db import connection
-from videoq.jobs import PRIORITY_KEYS, Engine, JobStatus, JobType, Priority
+from videoq.jobs import PRIORITY_KEYS, Engine, Job, JobStatus, JobType, Priority
 
 
 class JobSnapshot(BaseModel):
@@ -42,6 +42,37 @@ class JobSnapshot(BaseModel):
     title: str
     generation: int = Field(ge=1)
     seq: int = Field(ge=0)
+
+    @classmethod
+    def of_job(
+        cls,
+        job: Job,
+        *,
+        status: JobStatus,
+        max_attempts: int,
+        generation: int,
+        seq: int,
+        attempt: int = 0,
+        **progress: object,
+    ) -> JobSnapshot:
+        """Build the snapshot of ``job``. ``progress`` sets the times, error, output and worker,
+        which default to those of a job that has not started."""
+        return cls(
+            id=job.id,
+            user_id=job.user_id,
+            job_type=job.job_type,
+            engine=job.engine,
+            priority=job.priority,
+            priority_key=job.priority_key,
+            enqueued_at=job.enqueued_at,
+            title=job.content.title,
+            status=status,
+            max_attempts=max_attempts,
+            generation=generation,
+            seq=seq,
+            attempt=attempt,
+            **progress,
+        )
 
     @model_validator(mode="after")
     def _check_priority_key(self) -> JobSnapshot:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from videoq.capacity import CapacityPlan, parse_peak_windows
@@ -36,10 +36,6 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="PostgreSQL URL of the projection; unset means the embedded one in dev.",
-    )
-    jwt_secret: SecretStr | None = Field(
-        default=None,
-        description="HS256 secret that API bearer tokens are signed with (Supabase's JWT secret).",
     )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

@@ -34,8 +34,8 @@ MAX_ATTEMPTS = 3
 # Renderers heartbeat every 5 s; 30 s without one means the worker died, and the attempt is
 # retried elsewhere without waiting for the full 10-minute timeout.
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
-# Projection writes are retried until the database answers; the job never waits on them,
-# except at its very end, so that the row is final before the workflow closes.
+# Projection writes are retried until the database accepts them. The job waits for them only at
+# its very end, so that the row is final before the workflow closes.
 PROJECTION_TIMEOUT = timedelta(seconds=10)
 PROJECTION_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
@@ -243,26 +243,19 @@ class VideoJobWorkflow:
 
     def _snapshot(self, version: int) -> JobSnapshot:
         assert self._state is not None and self._input is not None
-        state, job = self._state, self._input.job
-        return JobSnapshot(
-            id=job.id,
-            user_id=job.user_id,
-            job_type=job.job_type,
-            engine=job.engine,
-            priority=job.priority,
-            priority_key=job.priority_key,
+        state = self._state
+        return JobSnapshot.of_job(
+            self._input.job,
             status=state.phase,
-            attempt=state.attempt,
             max_attempts=state.max_attempts,
-            enqueued_at=job.enqueued_at,
+            generation=self._input.generation,
+            seq=version,
+            attempt=state.attempt,
             started_at=state.started_at,
             finished_at=state.finished_at,
             error=state.last_error,
             output=state.output,
             worker=state.worker,
-            title=job.content.title,
-            generation=self._input.generation,
-            seq=version,
         )
 
     async def _end(
