@@ -14,7 +14,7 @@ from videoq.settings import Settings
 MANIM_SCENE_FILE = Path(__file__).with_name("manim_scene.py")
 MANIM_SCENE_CLASS = "ExplainerScene"
 
-# Exit code by which a renderer says the job's input is bad; such a failure is not retried.
+# Exit code by which a renderer reports that the job's input is bad, so the failure is not retried.
 EXIT_INVALID_INPUT = 3
 
 

@@ -1,4 +1,4 @@
-"""A command renderer for tests: records each start and finish, then behaves as told.
+"""A command renderer for tests: records each start and finish, then acts as --behaviour selects.
 
 Behaviours: ``ok`` sleeps ``--seconds`` and writes a small file at ``--output``;
 ``slow_first`` does the same, but sleeps only 0.2 s from the second attempt on; a job titled

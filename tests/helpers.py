@@ -35,7 +35,7 @@ def pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie still answers kill(0); it counts as gone.
+    # A zombie still passes kill(0), so it counts as gone.
     try:
         with open(f"/proc/{pid}/stat") as file:
             return file.read().split(") ", 1)[1][0] != "Z"

@@ -93,7 +93,7 @@ async def test_slots_last_slot_goes_to_busy_queue():
     assert slots.held() == {Engine.MANIM: 0, Engine.STANDARD: 2}
 
 
-async def test_slots_idle_queue_takes_last_slot_when_nobody_waits():
+async def test_slots_idle_queue_takes_unwanted_slot():
     slots = RenderSlots(lambda: SlotLimits(total=1, manim=1))
     manim = slots.supplier(Engine.MANIM)
     await manim.reserve_slot(None)

@@ -107,8 +107,8 @@ async def test_scheduling_doubt_overtakes_burst(client, make_settings, worker_fo
     overtaken_by = [e for e in burst_started if submitted_at <= e["time"] < doubt_start]
     assert waiting_at_submit > 100
     # Behind the burst the doubt would wait for over 100 renders, about 15 s. With priority it
-    # waits for its own workflow task and a free slot; the bounds leave room for a loaded CI
-    # machine (the benchmark measures the delay itself).
+    # waits for its own workflow task and a free slot. The bounds leave room for a loaded CI
+    # machine, and the benchmark measures the delay itself.
     assert doubt_start - submitted_at < 5.0
     assert len(overtaken_by) <= 20
 

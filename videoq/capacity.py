@@ -61,7 +61,7 @@ class CapacityPlan:
     timezone: ZoneInfo
 
     def in_peak(self, now: datetime) -> bool:
-        """Whether the aware instant ``now`` falls in a peak window of the plan's local time.
+        """Return whether the aware instant ``now`` falls in a peak window of the plan's local time.
 
         Local wall time comes from the time zone's rules, so windows follow daylight saving.
         """

@@ -123,10 +123,14 @@ class EmbeddedPostgres:
         # turns off the unix socket.
         command = [
             str(self._bin_dir / "postgres"),
-            "-D", str(self.pgdata),
-            "-h", HOST,
-            "-p", str(port),
-            "-k", "",
+            "-D",
+            str(self.pgdata),
+            "-h",
+            HOST,
+            "-p",
+            str(port),
+            "-k",
+            "",
         ]
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
@@ -199,7 +203,7 @@ class EmbeddedPostgres:
 
         # The server runs as another user, so it must own its cluster folder and reach the
         # folders above it and the wheel's programs. A root user's private home (mode 700) is
-        # the usual obstacle; rather than open it up, the cluster and a copy of the programs
+        # the usual obstacle. Rather than open it up, the cluster and a copy of the programs
         # move to folders under the system temporary folder.
         if not _user_can_enter(self._run_as, self.data_dir):
             fallback = _shared_folder("data", self.data_dir)
@@ -224,8 +228,10 @@ class EmbeddedPostgres:
         # acceptable for a throwaway test or development cluster.
         command = [
             str(self._bin_dir / "initdb"),
-            "-D", str(self.pgdata),
-            "-U", SUPERUSER,
+            "-D",
+            str(self.pgdata),
+            "-U",
+            SUPERUSER,
             "--auth=trust",
             "--encoding=UTF8",
             "--no-locale",
@@ -321,8 +327,8 @@ def _service_user(user_when_root: str) -> pwd.struct_passwd | None:
 
 
 def _shared_folder(kind: str, origin: Path) -> Path:
-    """A folder under the system temporary folder, named after ``origin``, that any user can
-    enter but only root can change."""
+    """Create (once) and return a folder under the system temporary folder, named after
+    ``origin``, that any user can enter but only root can change."""
     digest = hashlib.sha256(str(origin).encode()).hexdigest()[:12]
     folder = Path(tempfile.gettempdir()) / f"videoq-postgres-{kind}-{digest}"
     folder.mkdir(mode=0o755, exist_ok=True)

@@ -55,7 +55,7 @@ MAX_STEP_CHARS = 200
 
 
 class JobContent(BaseModel):
-    """What the video explains; renderers draw it, they never execute it."""
+    """The content a video explains; renderers draw it and never execute it."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 

@@ -31,7 +31,7 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
 
 
 def metrics_runtime(host: str, port: int) -> Runtime:
-    """A Temporal runtime that serves the SDK's metrics (task slots, activity and workflow
+    """Build a Temporal runtime that serves the SDK's metrics (task slots, activity and workflow
     latencies, poll counts) in Prometheus format at ``http://host:port/metrics``."""
     return Runtime(
         telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}"))
