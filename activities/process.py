@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
+import errno
 import os
+import shutil
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,14 @@ from pathlib import Path
 TERMINATE_GRACE_SECONDS = 5.0
 STDERR_TAIL_CHARS = 2000
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+# Fallback for machines without util-linux's setpriv: a Python that sets the parent-death signal
+# and then becomes the renderer.
+_PDEATHSIG_SHIM = (
+    "import ctypes, os, sys; "
+    f"ctypes.CDLL(None, use_errno=True).prctl({PR_SET_PDEATHSIG}, 9); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
 
 
 @dataclass(frozen=True)
@@ -40,16 +50,17 @@ async def run_process_group(
     or when the event-loop time ``deadline`` passes, the whole group gets SIGTERM, then SIGKILL
     after a grace period, and the cancellation (or ``TimeoutError``) propagates.
     """
+    full_env = {**os.environ, **env}
+    program = _find_program(argv[0], cwd, full_env.get("PATH", os.defpath))
     with open(log_path, "ab") as log:
         process = await asyncio.create_subprocess_exec(
-            *argv,
+            *_dying_with_parent([program, *argv[1:]]),
             cwd=cwd,
-            env={**os.environ, **env},
+            env=full_env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
     if on_started is not None:
         await on_started(process.pid)
@@ -94,17 +105,37 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-def _die_with_parent() -> None:
-    """Have the kernel kill the renderer if the worker dies, so that no attempt of a job
-    renders on after its worker is gone while the retry runs elsewhere.
+def _find_program(name: str, cwd: Path, search_path: str) -> str:
+    """Return the path of the program ``name``, found as ``execvp`` would find it.
+
+    Raises ``FileNotFoundError`` when it is missing. Without this check the launcher in front of
+    the renderer would report a missing program only as an exit code.
+    """
+    if os.sep in name:
+        path = cwd / name
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    else:
+        found = shutil.which(name, path=search_path)
+        if found is not None:
+            return found
+    raise FileNotFoundError(errno.ENOENT, "renderer program not found", name)
+
+
+def _dying_with_parent(argv: list[str]) -> list[str]:
+    """Prefix ``argv`` so that the kernel kills the renderer if the worker dies, and no attempt
+    of a job renders on after its worker is gone while the retry runs elsewhere.
+
+    A program exec'd first sets the signal, not a ``preexec_fn``. The worker has threads, the
+    Temporal core's among them, and Python code run between fork and exec can deadlock on a lock
+    that one of them held. That deadlock once blocked a worker's event loop for 300 s.
 
     NOTE: Linux only, and it reaches the renderer process itself, not processes it spawns.
     """
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None:
+        return [setpriv, "--pdeathsig", "KILL", "--", *argv]
+    return [sys.executable, "-I", "-S", "-c", _PDEATHSIG_SHIM, *argv]
 
 
 def _tail(path: Path) -> str:
