@@ -37,21 +37,26 @@ def build_workers(
     slots: RenderSlots,
     pool: AsyncConnectionPool | None,
 ) -> list[Worker]:
-    render = RenderActivities(client, settings)
-    projection = ProjectionActivities(pool)
-    workers = [
-        Worker(
-            client,
-            task_queue=settings.workflow_task_queue,
-            workflows=[VideoJobWorkflow],
-            # Projection writes run as local activities of this worker, outside render slots.
-            activities=[projection.record_job_state],
-            # The server hands out workflow tasks in priority order, but tasks that run side by
-            # side finish in any order, and a job's render is queued when its first task
-            # finishes. Few at a time keeps FIFO within a level.
-            max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
+    """Build the workers of the role in ``settings.worker_role``."""
+    workers = []
+    if settings.worker_role in ("all", "workflows"):
+        projection = ProjectionActivities(pool)
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.workflow_task_queue,
+                workflows=[VideoJobWorkflow],
+                # Projection writes run as local activities of this worker, outside render slots.
+                activities=[projection.record_job_state],
+                # The server hands out workflow tasks in priority order, but tasks that run side
+                # by side finish in any order, and a job's render is queued when its first task
+                # finishes. Few at a time keeps FIFO within a level.
+                max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
+            )
         )
-    ]
+    if settings.worker_role == "workflows":
+        return workers
+    render = RenderActivities(client, settings)
     for engine in Engine:
         workers.append(
             Worker(
@@ -87,11 +92,14 @@ async def running_workers(
         for worker in workers:
             await stack.enter_async_context(worker)
         limits = slots.limits()
+        renders = "no renders"
+        if settings.worker_role != "workflows":
+            renders = f"at most {limits.total} renders ({limits.manim} Manim) now"
         logger.info(
-            "worker started: queues %s, at most %d renders (%d Manim) now",
+            "worker started (role %s): queues %s, %s",
+            settings.worker_role,
             ", ".join(worker.task_queue for worker in workers),
-            limits.total,
-            limits.manim,
+            renders,
             extra={"action": "worker_started"},
         )
         yield slots
@@ -114,10 +122,12 @@ async def main(settings: Settings | None = None) -> None:
         )
     client = await connect(settings, runtime)
     pool = None
-    if settings.database_url:
+    # Projection writes belong to the workflow worker, so a render-only worker needs no database.
+    writes_projection = settings.worker_role != "renders"
+    if writes_projection and settings.database_url:
         await migrate(settings.database_url)
         pool = await open_pool(settings.database_url)
-    else:
+    elif writes_projection:
         logger.warning(
             "VIDEOQ_DATABASE_URL is not set: jobs run, but no projection is written",
             extra={"action": "projection_disabled"},

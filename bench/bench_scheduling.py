@@ -124,6 +124,8 @@ class Options:
     render_seconds: float
     seed: int
     keep_data: bool
+    # Run the job workflows in a process of their own, and renders in the worker processes.
+    split_roles: bool = False
 
 
 @dataclass(frozen=True)
@@ -271,7 +273,9 @@ def stack_env(workload: Workload, data_dir: Path, secret: str, render_seconds: f
     }
 
 
-async def start_stack(workload: Workload, data_dir: Path, env: dict[str, str]) -> DevStack:
+async def start_stack(
+    workload: Workload, data_dir: Path, env: dict[str, str], split_roles: bool
+) -> DevStack:
     stack = DevStack(
         data_dir=data_dir,
         temporal_port=free_port(),
@@ -282,8 +286,13 @@ async def start_stack(workload: Workload, data_dir: Path, env: dict[str, str]) -
         stack.start_temporal()
         stack.start_postgres()
         await migrate(stack.database_url)
+        render_env = env
+        if split_roles:
+            workflows_env = {**env, "VIDEOQ_WORKER_ROLE": "workflows"}
+            stack.start_worker(log=data_dir / "worker-workflows.log", env=workflows_env)
+            render_env = {**env, "VIDEOQ_WORKER_ROLE": "renders"}
         for number in range(1, workload.workers + 1):
-            stack.start_worker(log=data_dir / f"worker-{number}.log", env=env)
+            stack.start_worker(log=data_dir / f"worker-{number}.log", env=render_env)
         stack.start_api(log=data_dir / "api.log", env=env)
     except BaseException:
         stack.stop()
@@ -585,7 +594,7 @@ async def run_workload(workload: Workload, options: Options) -> list[Figure]:
     load_before = os.getloadavg()[0]
     print(f"\n## {workload.name}: starting the stack in {data_dir}", flush=True)
 
-    stack = await start_stack(workload, data_dir, env)
+    stack = await start_stack(workload, data_dir, env, options.split_roles)
     crashed = True
     complete = False
     try:
@@ -727,6 +736,7 @@ async def run(names: list[str], options: Options) -> int:
         f"# bench_scheduling, {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, "
         f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"render {options.render_seconds:g} s, seed {options.seed}"
+        + (", workflows in a process of their own" if options.split_roles else "")
     )
     results = {}
     for name in names:
@@ -759,12 +769,17 @@ def main() -> None:
         action="store_true",
         help="keep each workload's folder: logs, renderer record and submissions.jsonl",
     )
+    parser.add_argument(
+        "--split-roles",
+        action="store_true",
+        help="run the job workflows in one more worker process, apart from the renders",
+    )
     args = parser.parse_args()
 
     if args.render_seconds <= 0:
         parser.error("--render-seconds must be greater than 0")
     names = args.workload or list(WORKLOADS)
-    options = Options(args.render_seconds, args.seed, args.keep_data)
+    options = Options(args.render_seconds, args.seed, args.keep_data, args.split_roles)
     code = asyncio.run(run(names, options))
 
     sys.stdout.flush()

@@ -138,3 +138,32 @@ async def test_worker_serves_sdk_metrics(make_settings, worker_processes, tmp_pa
         await asyncio.sleep(0.1)
     assert "temporal_worker_task_slots_available" in body
     assert settings.render_task_queue(Engine.MANIM) in body
+
+
+async def test_workers_split_roles_share_the_work(
+    client, make_settings, worker_processes, tmp_path
+):
+    record_path = tmp_path / "record.jsonl"
+    settings = make_settings(
+        standard_renderer="command",
+        manim_renderer="command",
+        render_command=fake_render_command(record_path, "ok", 0.5),
+        max_renders=2,
+        max_manim_renders=1,
+    )
+    worker_processes(settings.model_copy(update={"worker_role": "workflows"}), 1)
+    worker_processes(settings.model_copy(update={"worker_role": "renders"}), 2)
+    jobs = [new_job(job_request(engine=engine)) for engine in [Engine.STANDARD, Engine.MANIM] * 4]
+
+    handles = [await start_job(client, settings, job) for job in jobs]
+    results = await asyncio.wait_for(asyncio.gather(*(handle.result() for handle in handles)), 60)
+
+    assert [result.attempts for result in results] == [1] * 8
+    rendered_by = set()
+    for handle in handles:
+        state = await handle.query(VideoJobWorkflow.state)
+        rendered_by.add(state.worker)
+    # Both render processes took jobs, and the workflow process rendered none.
+    assert len(rendered_by) == 2
+    record = read_record(record_path)
+    assert max_concurrent(record) <= 4

@@ -152,7 +152,10 @@ async def _connect(settings: Settings, connect):
 async def worker_command(args: argparse.Namespace) -> int:
     import worker
 
-    await worker.main(load_settings())
+    settings = load_settings()
+    if args.role is not None:
+        settings = settings.model_copy(update={"worker_role": args.role})
+    await worker.main(settings)
     return 0
 
 
@@ -376,7 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", help="address to listen on (default VIDEOQ_API_HOST)")
     api.add_argument("--port", type=int, help="port to listen on (default VIDEOQ_API_PORT)")
 
-    commands.add_parser("worker", help="run a worker process against VIDEOQ_TEMPORAL_ADDRESS")
+    worker = commands.add_parser(
+        "worker", help="run a worker process against VIDEOQ_TEMPORAL_ADDRESS"
+    )
+    worker.add_argument(
+        "--role",
+        choices=["all", "workflows", "renders"],
+        help="poll job workflows, render task queues, or both (default VIDEOQ_WORKER_ROLE)",
+    )
 
     submit = commands.add_parser("submit", help="submit a job")
     submit.add_argument("--file", help="JSON file with job_type, engine, content (and user_id)")

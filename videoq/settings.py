@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         default="off",
         description="'user' shares each priority level fairly between users (fairness keys).",
     )
+    worker_role: Literal["all", "workflows", "renders"] = Field(
+        default="all",
+        description=(
+            "What a worker process polls: 'workflows' (job workflows and projection writes), "
+            "'renders' (the render task queues and their slots) or 'all'."
+        ),
+    )
     worker_metrics_port: int | None = Field(
         default=None,
         ge=1,
