@@ -16,7 +16,8 @@ from videoq.jobs import Job, JobStatus
 from videoq.projection import JobSnapshot, get_job
 from videoq.settings import Settings
 from videoq.temporal import start_job
-from workflows.video_job import JobState, VideoJobInput, VideoJobWorkflow
+from workflows.models import JobState, VideoJobInput
+from workflows.video_job import VideoJobWorkflow
 
 logger = logging.getLogger("videoq.api")
 

@@ -18,7 +18,8 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from videoq import search_attributes
 from videoq.jobs import Job, JobRequest, JobStatus
 from videoq.settings import Settings
-from workflows.video_job import RenderPolicy, VideoJobInput, VideoJobWorkflow
+from workflows.models import RenderPolicy, VideoJobInput
+from workflows.video_job import VideoJobWorkflow
 
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
