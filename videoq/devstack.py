@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from videoq.binaries import dev_server_config_args, temporal_cli
+from videoq.binaries import dev_server_config_args, sqlite_pragma_args, temporal_cli
 from videoq.db import describe_target
 from videoq.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError
 
@@ -132,6 +132,7 @@ class DevStack:
             str(self.ui_port),
             "--db-filename",
             str(self.data_dir / "temporal.sqlite"),
+            *sqlite_pragma_args(),
             "--log-level",
             "warn",
             *dev_server_config_args(fairness=self.fairness),
