@@ -28,7 +28,6 @@ logger = logging.getLogger("videoq.worker")
 # How long a stopping worker lets running renders finish before it cancels them. A cancelled
 # render fails its attempt, which the retry policy gives to another worker.
 GRACEFUL_SHUTDOWN_SECONDS = 10
-WORKFLOW_TASK_SLOTS = 4
 
 
 def build_workers(
@@ -51,7 +50,7 @@ def build_workers(
                 # The server hands out workflow tasks in priority order, but tasks that run side
                 # by side finish in any order, and a job's render is queued when its first task
                 # finishes. Few at a time keeps FIFO within a level.
-                max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
+                max_concurrent_workflow_tasks=settings.workflow_task_slots,
             )
         )
     if settings.worker_role == "workflows":

@@ -146,6 +146,10 @@ class Submission:
     # When the job's workflow scheduled its render activity, read from the workflow history.
     # It stays infinite while the render is not scheduled yet.
     render_scheduled: float = float("inf")
+    # When the server recorded the workflow's start, and when a worker picked up its first
+    # workflow task. Both come from the history too, for the kept submissions.jsonl.
+    workflow_started: float = float("inf")
+    first_task_started: float = float("inf")
 
     @property
     def priority_key(self) -> int:
@@ -394,20 +398,28 @@ def save_submissions(path: Path, submissions: list[Submission]) -> None:
                 "sent": submission.sent,
                 "enqueued": submission.enqueued,
                 "render_scheduled": submission.render_scheduled,
+                "workflow_started": submission.workflow_started,
+                "first_task_started": submission.first_task_started,
             }
             file.write(json.dumps(line) + "\n")
 
 
 async def read_render_scheduled(client: Client, submissions: list[Submission]) -> None:
-    """Set each submission's ``render_scheduled`` from its workflow history."""
+    """Set each submission's start, first workflow task and render schedule times from its
+    workflow history."""
     gate = asyncio.Semaphore(SUBMIT_CONCURRENCY)
 
     async def one(submission: Submission) -> None:
         async with gate:
             handle = client.get_workflow_handle(submission.job_id)
             async for event in handle.fetch_history_events():
-                if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                    submission.render_scheduled = event.event_time.ToDatetime(UTC).timestamp()
+                at = event.event_time.ToDatetime(UTC).timestamp()
+                if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+                    submission.workflow_started = at
+                elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                    submission.first_task_started = min(submission.first_task_started, at)
+                elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                    submission.render_scheduled = at
                     return
 
     await asyncio.gather(*(one(submission) for submission in submissions))

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
             "'renders' (the render task queues and their slots) or 'all'."
         ),
     )
+    workflow_task_slots: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="Workflow tasks one worker process runs at once.",
+    )
     worker_metrics_port: int | None = Field(
         default=None,
         ge=1,
