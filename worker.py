@@ -15,6 +15,7 @@ from temporalio.worker import FixedSizeSlotSupplier, Worker, WorkerTuner
 
 from activities.projection import ProjectionActivities
 from activities.render import RenderActivities
+from videoq.backlog import watch_backlogs
 from videoq.capacity import LimitsClock
 from videoq.db import migrate, open_pool
 from videoq.jobs import Engine
@@ -90,6 +91,9 @@ async def running_workers(
     async with contextlib.AsyncExitStack() as stack:
         for worker in workers:
             await stack.enter_async_context(worker)
+        if settings.worker_role != "workflows":
+            watch = asyncio.create_task(watch_backlogs(client, settings, slots))
+            stack.callback(watch.cancel)
         limits = slots.limits()
         renders = "no renders"
         if settings.worker_role != "workflows":

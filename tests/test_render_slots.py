@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import fake_render_command
-from tests.helpers import job_request, read_record
+from tests.helpers import job_request, read_record, starts, wait_until
 from videoq.jobs import Engine, JobType
-from videoq.slots import RenderSlots, SlotLimits
+from videoq.slots import Backlog, RenderSlots, SlotLimits
 from videoq.temporal import new_job, start_job
 
 
@@ -99,6 +99,86 @@ async def test_slots_idle_queue_takes_unwanted_slot():
     await manim.reserve_slot(None)
     manim.release_slot(None)
     assert manim.try_reserve_slot(None) is not None
+
+
+async def test_slots_idle_engine_yields_to_backlog():
+    slots = RenderSlots(lambda: SlotLimits(total=3, manim=3))
+    manim, standard = slots.supplier(Engine.MANIM), slots.supplier(Engine.STANDARD)
+    slots.observe_backlog({Engine.MANIM: Backlog({}), Engine.STANDARD: Backlog({5: 10})})
+
+    assert manim.try_reserve_slot(None) is None
+    for _ in range(3):
+        assert standard.try_reserve_slot(None) is not None
+    assert slots.held() == {Engine.MANIM: 0, Engine.STANDARD: 3}
+
+
+async def test_slots_urgent_backlog_takes_freed_slot():
+    slots = RenderSlots(lambda: SlotLimits(total=2, manim=1))
+    manim, standard = slots.supplier(Engine.MANIM), slots.supplier(Engine.STANDARD)
+    await standard.reserve_slot(None)
+    await standard.reserve_slot(None)
+    slots.observe_backlog({Engine.MANIM: Backlog({1: 1}), Engine.STANDARD: Backlog({5: 100})})
+
+    standard.release_slot(_Used())
+    # The Manim doubt outranks the standard daily_ca backlog, so standard leaves it the slot.
+    assert standard.try_reserve_slot(None) is None
+    assert manim.try_reserve_slot(None) is not None
+
+
+async def test_slots_equal_backlogs_share_slots():
+    slots = RenderSlots(lambda: SlotLimits(total=2, manim=2))
+    manim, standard = slots.supplier(Engine.MANIM), slots.supplier(Engine.STANDARD)
+    slots.observe_backlog({Engine.MANIM: Backlog({3: 5}), Engine.STANDARD: Backlog({3: 5})})
+
+    assert manim.try_reserve_slot(None) is not None
+    assert standard.try_reserve_slot(None) is not None
+
+
+async def test_slots_running_poll_covers_backlog():
+    slots = RenderSlots(lambda: SlotLimits(total=2, manim=1))
+    manim, standard = slots.supplier(Engine.MANIM), slots.supplier(Engine.STANDARD)
+    await manim.reserve_slot(None)  # its poll will take the one waiting Manim task
+    slots.observe_backlog({Engine.MANIM: Backlog({1: 1}), Engine.STANDARD: Backlog({5: 3})})
+
+    assert standard.try_reserve_slot(None) is not None
+
+
+async def test_slots_unknown_backlog_restores_poll_rule():
+    slots = RenderSlots(lambda: SlotLimits(total=1, manim=1))
+    manim = slots.supplier(Engine.MANIM)
+    slots.observe_backlog({Engine.MANIM: Backlog({}), Engine.STANDARD: Backlog({5: 10})})
+    assert manim.try_reserve_slot(None) is None
+
+    slots.observe_backlog(None)
+    assert manim.try_reserve_slot(None) is not None
+
+
+async def test_slots_urgent_manim_job_overtakes_busy_standard(
+    client, make_settings, worker_for, tmp_path
+):
+    record_path = tmp_path / "record.jsonl"
+    settings = make_settings(
+        manim_renderer="command",
+        standard_renderer="command",
+        render_command=fake_render_command(record_path, "ok", 3),
+        max_renders=2,
+        max_manim_renders=1,
+    )
+    await worker_for(settings)
+    # Past the first long poll of the idle Manim queue, whose slot then returns to the budget.
+    await asyncio.sleep(2.5)
+    daily = [new_job(job_request(job_type=JobType.DAILY_CA)) for _ in range(4)]
+    handles = [await start_job(client, settings, job) for job in daily]
+    await wait_until(lambda: len(starts(record_path)) >= 2, 15, "two standard renders")
+    doubt = new_job(job_request(job_type=JobType.DOUBT, engine=Engine.MANIM))
+    handles.append(await start_job(client, settings, doubt))
+    await asyncio.gather(*(handle.result() for handle in handles))
+
+    order = [entry["job_id"] for entry in starts(record_path)]
+    # Both slots rendered standard jobs while the Manim queue was idle.
+    assert order[:2] == [job.id for job in daily[:2]]
+    # The Manim doubt took the first slot that freed, ahead of the waiting daily_ca jobs.
+    assert order[2] == doubt.id
 
 
 class _Used:

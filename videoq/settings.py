@@ -77,6 +77,15 @@ class Settings(BaseSettings):
             "'renders' (the render task queues and their slots) or 'all'."
         ),
     )
+    backlog_refresh_seconds: float = Field(
+        default=0.5,
+        ge=0.05,
+        le=60,
+        description=(
+            "How often a render worker reads the render queues' backlogs, which decide who "
+            "gets a contested slot; each read is one DescribeTaskQueue call per engine."
+        ),
+    )
     workflow_task_slots: int = Field(
         default=4,
         ge=1,

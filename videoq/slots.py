@@ -28,6 +28,23 @@ class SlotLimits:
     manim: int
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """Tasks of one render task queue that no poll has taken yet, counted by priority key."""
+
+    by_priority_key: dict[int, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_priority_key.values())
+
+    @property
+    def best_priority_key(self) -> int | None:
+        """The lowest (most urgent) priority key with waiting tasks, or None."""
+        waiting = [key for key, count in self.by_priority_key.items() if count > 0]
+        return min(waiting, default=None)
+
+
 class RenderSlots:
     """Counts render slots per engine and hands out permits within the current limits.
 
@@ -36,9 +53,14 @@ class RenderSlots:
     activity worker polls with one poller, and the last free slot goes to an engine whose
     queue is busy rather than to one whose last poll came back empty.
 
+    When ``observe_backlog`` has reported both queues' backlogs, those decide instead: an
+    engine yields a free slot that the other engine's more urgent backlog can use. An idle
+    queue then polls only with slots that the busy queue cannot use, and a more urgent job of
+    the other engine takes the next slot that frees. Without backlogs (the server did not
+    respond), the last free slot goes to the engine whose last poll returned a task.
+
     NOTE: a slot reserved by an idle poll before the other queue got busy stays stranded until
-    that poll expires (2 s with the long-poll setting of ``videoq.binaries``), most visibly
-    right after a worker starts.
+    that poll expires (2 s with the long-poll setting of ``videoq.binaries``).
     """
 
     def __init__(self, limits: Callable[[], SlotLimits]) -> None:
@@ -46,9 +68,13 @@ class RenderSlots:
         self._lock = threading.Lock()
         self._held = dict.fromkeys(Engine, 0)
         self._waiting = dict.fromkeys(Engine, 0)
+        # Slots reserved for a poll that has not returned a task yet.
+        self._polling = dict.fromkeys(Engine, 0)
         # True once a poll of that engine's queue returned no task; False once one returned a
         # task. Only the arbitration of the last free slot reads it.
         self._idle = dict.fromkeys(Engine, False)
+        # The newest backlog of each render task queue, or None while it is not known.
+        self._backlog: dict[Engine, Backlog | None] = dict.fromkeys(Engine)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._released: asyncio.Event | None = None
 
@@ -62,10 +88,47 @@ class RenderSlots:
         with self._lock:
             return dict(self._held)
 
+    def observe_backlog(self, backlogs: dict[Engine, Backlog] | None) -> None:
+        """Record the render task queues' backlogs (None: unknown) and wake waiting pollers."""
+        with self._lock:
+            for engine in Engine:
+                self._backlog[engine] = None if backlogs is None else backlogs.get(engine)
+        if self._released is not None:
+            self._released.set()
+
+    def _room(self, engine: Engine, limits: SlotLimits) -> int:
+        """Count the slots ``engine`` may still take under the limits."""
+        room = limits.total - sum(self._held.values())
+        if engine is Engine.MANIM:
+            room = min(room, limits.manim - self._held[Engine.MANIM])
+        return max(room, 0)
+
     def _fits(self, engine: Engine, limits: SlotLimits) -> bool:
-        if sum(self._held.values()) >= limits.total:
+        return self._room(engine, limits) > 0
+
+    def _yields_to(self, engine: Engine, other: Engine, limits: SlotLimits) -> bool:
+        """Tell whether ``engine`` should leave the next free slot to ``other``."""
+        free = limits.total - sum(self._held.values())
+        mine, theirs = self._backlog[engine], self._backlog[other]
+        if mine is None or theirs is None:
+            # Backlogs unknown: only the last slot is arbitrated, by the outcome of the polls.
+            return (
+                free == 1
+                and self._idle[engine]
+                and not self._idle[other]
+                and self._waiting[other] > 0
+                and self._fits(other, limits)
+            )
+        their_key = theirs.best_priority_key
+        if their_key is None:
             return False
-        return engine is not Engine.MANIM or self._held[Engine.MANIM] < limits.manim
+        my_key = mine.best_priority_key
+        if my_key is not None and my_key <= their_key:
+            return False
+        # Keep as many free slots as the other engine's more urgent backlog can fill, less the
+        # slots its running polls already hold for that backlog.
+        needed = min(theirs.total - self._polling[other], self._room(other, limits))
+        return free <= needed
 
     def _try_take(self, engine: Engine) -> bool:
         limits = self._limits()
@@ -73,16 +136,10 @@ class RenderSlots:
             if not self._fits(engine, limits):
                 return False
             other = Engine.STANDARD if engine is Engine.MANIM else Engine.MANIM
-            last_slot = limits.total - sum(self._held.values()) == 1
-            if (
-                last_slot
-                and self._idle[engine]
-                and not self._idle[other]
-                and self._waiting[other]
-                and self._fits(other, limits)
-            ):
-                return False  # leave it to the busy queue's waiting poller
+            if self._yields_to(engine, other, limits):
+                return False
             self._held[engine] += 1
+            self._polling[engine] += 1
             return True
 
     async def _take(self, engine: Engine) -> None:
@@ -109,6 +166,7 @@ class RenderSlots:
     def _mark_used(self, engine: Engine) -> None:
         with self._lock:
             self._idle[engine] = False
+            self._polling[engine] -= 1
 
     def _give_back(self, engine: Engine, used: bool) -> None:
         # The SDK calls this from a thread other than the event loop's.
@@ -116,6 +174,7 @@ class RenderSlots:
             self._held[engine] -= 1
             if not used:
                 self._idle[engine] = True
+                self._polling[engine] -= 1
         if self._loop is not None and self._released is not None:
             self._loop.call_soon_threadsafe(self._released.set)
 
