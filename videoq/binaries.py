@@ -29,16 +29,12 @@ def temporal_test_server() -> str:
 # Dynamic config of every dev server this project starts. One task-queue partition, because
 # priority keys only gave strict priority and FIFO order with a single partition. A 2 s long
 # poll instead of 1 min, because an idle poll keeps a reserved render slot until it expires.
-# One transfer-task worker, because the default 512 hand new tasks to the task queue out of
-# order under load. In the scheduling benchmark, workflows started 100 ms or more apart got
-# their first workflow task in reverse order 20 times in 300 jobs, and 0 times with one worker.
 # Task queue statistics cached for 200 ms instead of 5 s, because render workers read the
 # render queues' backlogs every 0.5 s to decide who gets a contested slot.
 DEV_SERVER_DYNAMIC_CONFIG = (
     "matching.numTaskqueueReadPartitions=1",
     "matching.numTaskqueueWritePartitions=1",
     'matching.longPollExpirationInterval="2s"',
-    "history.transferProcessorSchedulerWorkerCount=1",
     'matching.TaskQueueInfoByBuildIdTTL="200ms"',
 )
 
