@@ -792,6 +792,9 @@ def main() -> None:
         parser.error("--render-seconds must be greater than 0")
     names = args.workload or list(WORKLOADS)
     options = Options(args.render_seconds, args.seed, args.keep_data, args.split_roles)
+    # Line by line, so that no child process inherits printed lines still in the buffer. With
+    # output to a file, the last lines of the summary were seen twice.
+    sys.stdout.reconfigure(line_buffering=True)
     code = asyncio.run(run(names, options))
 
     sys.stdout.flush()
