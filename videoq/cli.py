@@ -288,8 +288,8 @@ DEMO_JOBS = [
      ["Molecules lock into a hexagonal lattice", "The lattice holds more empty space",
       "Less dense solids float"]),
 ]  # fmt: skip
-# The demo's worker renders two jobs at a time, so the first two daily_ca jobs take both slots
-# and the later, higher-priority jobs overtake the third.
+# The demo's worker renders two jobs at a time, so the later, higher-priority jobs overtake
+# the daily_ca jobs submitted before them.
 DEMO_WORKER_ENV = {"VIDEOQ_MAX_RENDERS": "2", "VIDEOQ_MAX_MANIM_RENDERS": "1"}
 
 
