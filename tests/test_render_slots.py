@@ -160,7 +160,7 @@ async def test_slots_urgent_manim_job_overtakes_busy_standard(
     settings = make_settings(
         manim_renderer="command",
         standard_renderer="command",
-        render_command=fake_render_command(record_path, "ok", 3),
+        render_command=fake_render_command(record_path, "ok", 5),
         max_renders=2,
         max_manim_renders=1,
     )
@@ -168,16 +168,22 @@ async def test_slots_urgent_manim_job_overtakes_busy_standard(
     # Past the first long poll of the idle Manim queue, whose slot then returns to the budget.
     await asyncio.sleep(2.5)
     daily = [new_job(job_request(job_type=JobType.DAILY_CA)) for _ in range(4)]
-    handles = [await start_job(client, settings, job) for job in daily]
+    handles = [await start_job(client, settings, daily[0])]
+    await wait_until(lambda: len(starts(record_path)) >= 1, 15, "the first standard render")
+    # A second later, so that the two standard renders end one at a time. They last 5 s, so
+    # that the doubt's backlog is known before the first one ends even if an idle Manim poll
+    # delays the second start by up to 2 s.
+    await asyncio.sleep(1.0)
+    handles += [await start_job(client, settings, job) for job in daily[1:]]
     await wait_until(lambda: len(starts(record_path)) >= 2, 15, "two standard renders")
     doubt = new_job(job_request(job_type=JobType.DOUBT, engine=Engine.MANIM))
     handles.append(await start_job(client, settings, doubt))
     await asyncio.gather(*(handle.result() for handle in handles))
 
     order = [entry["job_id"] for entry in starts(record_path)]
-    # Both slots rendered standard jobs while the Manim queue was idle. Jobs submitted
-    # milliseconds apart may start in either order.
-    assert set(order[:2]) <= {job.id for job in daily}
+    # Both slots rendered standard jobs while the Manim queue was idle.
+    assert order[0] == daily[0].id
+    assert order[1] in {job.id for job in daily[1:]}
     # The Manim doubt took the first slot that freed, ahead of the waiting daily_ca jobs.
     assert order[2] == doubt.id
 
