@@ -6,6 +6,7 @@ import asyncio
 
 from tests.conftest import fake_render_command
 from tests.helpers import job_request, read_record, starts, wait_until
+from videoq import slots as slots_module
 from videoq.jobs import Engine, JobType
 from videoq.slots import Backlog, RenderSlots, SlotLimits
 from videoq.temporal import new_job, start_job
@@ -150,6 +151,17 @@ async def test_slots_unknown_backlog_restores_poll_rule():
     assert manim.try_reserve_slot(None) is None
 
     slots.observe_backlog(None)
+    assert manim.try_reserve_slot(None) is not None
+
+
+async def test_slots_stale_backlog_counts_as_unknown(monkeypatch):
+    monkeypatch.setattr(slots_module, "BACKLOG_MAX_AGE_SECONDS", 0.05)
+    slots = RenderSlots(lambda: SlotLimits(total=1, manim=1))
+    manim = slots.supplier(Engine.MANIM)
+    slots.observe_backlog({Engine.MANIM: Backlog({}), Engine.STANDARD: Backlog({5: 10})})
+    assert manim.try_reserve_slot(None) is None
+
+    await asyncio.sleep(0.1)
     assert manim.try_reserve_slot(None) is not None
 
 

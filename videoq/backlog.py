@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -17,6 +18,8 @@ from videoq.slots import Backlog, RenderSlots
 
 logger = logging.getLogger("videoq.backlog")
 
+READ_TIMEOUT = timedelta(seconds=2)
+
 
 async def read_backlog(client: Client, task_queue: str) -> Backlog:
     """Return the activity tasks of ``task_queue`` that wait for a poll, by priority key."""
@@ -26,7 +29,8 @@ async def read_backlog(client: Client, task_queue: str) -> Backlog:
             task_queue=TaskQueue(name=task_queue),
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
             report_stats=True,
-        )
+        ),
+        timeout=READ_TIMEOUT,
     )
     return Backlog(
         {
@@ -50,12 +54,13 @@ async def watch_backlogs(client: Client, settings: Settings, slots: RenderSlots)
                 engine: await read_backlog(client, settings.render_task_queue(engine))
                 for engine in Engine
             }
-        except RPCError as err:
+        except Exception as err:  # noqa: BLE001 - any failure only costs the arbitration
             slots.observe_backlog(None)
             if not failing:
                 logger.warning(
                     "cannot read the render queues' backlogs, slots fall back to poll outcomes: %s",
                     err,
+                    exc_info=not isinstance(err, RPCError),
                     extra={"action": "backlog_unavailable"},
                 )
             failing = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,9 @@ from videoq.jobs import Engine
 # How often a waiting reservation re-reads the limits, so that a raised limit (peak hours)
 # takes effect without a release to wake it.
 RECHECK_SECONDS = 1.0
+# Backlogs older than this count as unknown, so that a watcher that stopped reporting cannot
+# keep an engine yielding slots to work that is gone.
+BACKLOG_MAX_AGE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,10 @@ class RenderSlots:
     activity worker polls with one poller, and the last free slot goes to an engine whose
     queue is busy rather than to one whose last poll came back empty.
 
-    When ``observe_backlog`` has reported both queues' backlogs, those decide instead: an
-    engine yields a free slot that the other engine's more urgent backlog can use. An idle
-    queue then polls only with slots that the busy queue cannot use, and a more urgent job of
-    the other engine takes the next slot that frees. Without backlogs (the server did not
+    When ``observe_backlog`` has reported both queues' backlogs, those decide instead. An
+    engine yields a free slot that the other engine's more urgent backlog can use. So an idle
+    queue polls only with slots that the busy queue cannot use, and a more urgent job of the
+    other engine takes the next slot that frees. Without backlogs (the server did not
     respond), the last free slot goes to the engine whose last poll returned a task.
 
     NOTE: a slot reserved by an idle poll before the other queue got busy stays stranded until
@@ -75,6 +79,7 @@ class RenderSlots:
         self._idle = dict.fromkeys(Engine, False)
         # The newest backlog of each render task queue, or None while it is not known.
         self._backlog: dict[Engine, Backlog | None] = dict.fromkeys(Engine)
+        self._backlog_at = float("-inf")  # time.monotonic() of the newest report
         self._loop: asyncio.AbstractEventLoop | None = None
         self._released: asyncio.Event | None = None
 
@@ -93,6 +98,7 @@ class RenderSlots:
         with self._lock:
             for engine in Engine:
                 self._backlog[engine] = None if backlogs is None else backlogs.get(engine)
+            self._backlog_at = time.monotonic()
         if self._released is not None:
             self._released.set()
 
@@ -110,6 +116,8 @@ class RenderSlots:
         """Tell whether ``engine`` should leave the next free slot to ``other``."""
         free = limits.total - sum(self._held.values())
         mine, theirs = self._backlog[engine], self._backlog[other]
+        if time.monotonic() - self._backlog_at > BACKLOG_MAX_AGE_SECONDS:
+            mine = theirs = None
         if mine is None or theirs is None:
             # Backlogs unknown: only the last slot is arbitrated, by the outcome of the polls.
             return (
