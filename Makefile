@@ -27,4 +27,10 @@ lint: install
 	$(BIN)/ruff check .
 
 clean:
+	@# A PostgreSQL cluster moved out of a private folder (run as root) is named in
+	@# cluster-location; only folders of that name pattern are removed.
+	@for file in $$(find .videoq -name cluster-location 2>/dev/null); do \
+		dir=$$(cat "$$file"); \
+		case "$$dir" in */videoq-postgres-data-*) rm -rf "$$dir";; esac; \
+	done
 	rm -rf $(VENV) .videoq videos .pytest_cache

@@ -11,7 +11,9 @@ import subprocess
 import psycopg
 import pytest
 
+from tests.conftest import REPO
 from videoq.embedded_postgres import (
+    CLUSTER_LOCATION_FILE,
     EmbeddedPostgres,
     _copy_programs,
     _user_can_enter,
@@ -33,7 +35,35 @@ def test_embedded_postgres_private_data_dir_moves(tmp_path):
         moved_to = server.pgdata.parent
         assert moved_to != private / "data"
         assert _user_can_enter(NOBODY, moved_to)
+    # `make clean` finds the moved cluster through this file.
+    location = (private / "data" / CLUSTER_LOCATION_FILE).read_text(encoding="utf-8")
+    assert location.strip() == str(moved_to)
     shutil.rmtree(moved_to)
+
+
+def test_make_clean_removes_moved_cluster(tmp_path):
+    project = tmp_path / "project"
+    data = project / ".videoq" / "postgres"
+    data.mkdir(parents=True)
+    moved = tmp_path / "videoq-postgres-data-0123456789ab"
+    (moved / "pgdata").mkdir(parents=True)
+    (data / CLUSTER_LOCATION_FILE).write_text(f"{moved}\n", encoding="utf-8")
+    unrelated = tmp_path / "keep-me"
+    unrelated.mkdir()
+    (project / ".videoq" / "demo").mkdir()
+    (project / ".videoq" / "demo" / CLUSTER_LOCATION_FILE).write_text(f"{unrelated}\n")
+
+    subprocess.run(
+        ["make", "-f", str(REPO / "Makefile"), "clean", "VENV=.venv-none"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
+
+    assert not moved.exists()
+    assert not (project / ".videoq").exists()
+    # Only folders named like a moved cluster are removed.
+    assert unrelated.exists()
 
 
 def test_embedded_postgres_programs_copied_once(tmp_path):

@@ -203,7 +203,11 @@ async def dev_command(args: argparse.Namespace) -> int:
         print(f"Temporal:        {stack.address}")
         if stack.ui_url:
             print(f"Temporal Web UI: {stack.ui_url}")
-        print(f"PostgreSQL:      {describe_target(stack.database_url)}")
+        if settings.database_url:
+            print(f"PostgreSQL:      {describe_target(stack.database_url)}")
+        else:
+            # The embedded cluster trusts local connections, so its URL carries no secret.
+            print(f"PostgreSQL:      {stack.database_url}")
         print(f"API:             {stack.api_url} (docs at {stack.api_url}/docs)")
         print(f"Admin dashboard: {stack.api_url}/admin")
         print(f"Videos:          {settings.output_dir.resolve()}")
@@ -385,7 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--role",
         choices=["all", "workflows", "renders"],
-        help="poll job workflows, render task queues, or both (default VIDEOQ_WORKER_ROLE)",
+        help="poll job workflows, render task queues, or both (default: VIDEOQ_WORKER_ROLE, "
+        "else all)",
     )
 
     submit = commands.add_parser("submit", help="submit a job")

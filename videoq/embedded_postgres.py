@@ -26,6 +26,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+# Name of the file, written into the data folder when the cluster lives elsewhere, that holds
+# the path of that other folder.
+CLUSTER_LOCATION_FILE = "cluster-location"
 logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
@@ -215,6 +218,8 @@ class EmbeddedPostgres:
                 extra={"action": "postgres_data_moved"},
             )
             self.pgdata = fallback / "pgdata"
+            # `make clean` reads this file to remove the cluster together with the data folder.
+            (self.data_dir / CLUSTER_LOCATION_FILE).write_text(f"{fallback}\n", encoding="utf-8")
         if not _user_can_enter(self._run_as, self._bin_dir):
             self._bin_dir = _copy_programs(self._bin_dir.parent) / "bin"
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
