@@ -292,9 +292,20 @@ def test_compose_worker_scales(services):
     assert not worker.get("ports"), "a fixed host port allows only one worker per host"
 
 
+def test_compose_worker_roles_cover_the_queues(services):
+    roles = {
+        name: environment_of(service).get("VIDEOQ_WORKER_ROLE", "all")
+        for name, service in services.items()
+        if "worker" in argv_of(service.get("command", []))
+    }
+    assert roles == {"workflow-worker": "workflows", "worker": "renders"}
+    for role in roles.values():
+        Settings(worker_role=role)  # each value is one the settings accept
+
+
 def test_compose_setup_runs_first(services):
     assert "setup" in one_shot_services(services)
-    for name in ("api", "worker"):
+    for name in ("api", "workflow-worker", "worker"):
         rule = services[name]["depends_on"]["setup"]
         assert rule["condition"] == "service_completed_successfully", name
 
