@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import av
 import pytest
 
 from tests.conftest import REPO
+from videoq.embedded_postgres import CLUSTER_LOCATION_FILE
 
 VIDEOQ = [sys.executable, "-m", "videoq.cli"]
 
@@ -63,7 +65,17 @@ def test_cli_submit_rejects_bad_input(tmp_path, args, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_cli_demo_renders_every_job(tmp_path):
+@pytest.fixture
+def moved_clusters_removed(tmp_path):
+    """Remove, after the test, any PostgreSQL cluster moved out of ``tmp_path`` to /tmp."""
+    yield
+    for location in tmp_path.rglob(CLUSTER_LOCATION_FILE):
+        moved = Path(location.read_text(encoding="utf-8").strip())
+        if moved.name.startswith("videoq-postgres-data-"):
+            shutil.rmtree(moved, ignore_errors=True)
+
+
+def test_cli_demo_renders_every_job(tmp_path, moved_clusters_removed):
     result = run_videoq("demo", cwd=tmp_path, timeout=240)
 
     assert result.returncode == 0, result.stdout + result.stderr
