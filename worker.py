@@ -39,7 +39,7 @@ def build_workers(
 ) -> list[Worker]:
     """Build the workers of the role in ``settings.worker_role``."""
     workers = []
-    if settings.worker_role in ("all", "workflows"):
+    if settings.runs_workflows:
         projection = ProjectionActivities(pool)
         workers.append(
             Worker(
@@ -54,7 +54,7 @@ def build_workers(
                 max_concurrent_workflow_tasks=settings.workflow_task_slots,
             )
         )
-    if settings.worker_role == "workflows":
+    if not settings.runs_renders:
         return workers
     render = RenderActivities(client, settings)
     for engine in Engine:
@@ -91,12 +91,11 @@ async def running_workers(
     async with contextlib.AsyncExitStack() as stack:
         for worker in workers:
             await stack.enter_async_context(worker)
-        if settings.worker_role != "workflows":
-            watch = asyncio.create_task(watch_backlogs(client, settings, slots))
-            stack.callback(watch.cancel)
         limits = slots.limits()
         renders = "no renders"
-        if settings.worker_role != "workflows":
+        if settings.runs_renders:
+            watch = asyncio.create_task(watch_backlogs(client, settings, slots))
+            stack.callback(watch.cancel)
             renders = f"at most {limits.total} renders ({limits.manim} Manim) now"
         logger.info(
             "worker started (role %s): queues %s, %s",
@@ -126,11 +125,10 @@ async def main(settings: Settings | None = None) -> None:
     client = await connect(settings, runtime)
     pool = None
     # Projection writes belong to the workflow worker, so a render-only worker needs no database.
-    writes_projection = settings.worker_role != "renders"
-    if writes_projection and settings.database_url:
+    if settings.runs_workflows and settings.database_url:
         await migrate(settings.database_url)
         pool = await open_pool(settings.database_url)
-    elif writes_projection:
+    elif settings.runs_workflows:
         logger.warning(
             "VIDEOQ_DATABASE_URL is not set: jobs run, but no projection is written",
             extra={"action": "projection_disabled"},

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import ValidationError
 
@@ -22,7 +22,7 @@ from videoq.db import ProjectionUnavailable, describe_target, migrate
 from videoq.devstack import DevStack, StackError, free_port
 from videoq.jobs import Engine, JobRequest, JobStatus, JobType
 from videoq.logs import configure_logging
-from videoq.settings import Settings
+from videoq.settings import Settings, WorkerRole
 
 SettingsT = TypeVar("SettingsT", Settings, AuthSettings)
 
@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--role",
-        choices=["all", "workflows", "renders"],
+        choices=get_args(WorkerRole),
         help="poll job workflows, render task queues, or both (default: VIDEOQ_WORKER_ROLE, "
         "else all)",
     )

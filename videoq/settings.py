@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from videoq.capacity import CapacityPlan, parse_peak_windows
 from videoq.jobs import Engine
 
+# What a worker process polls: the job workflows, the render task queues, or both.
+WorkerRole = Literal["all", "workflows", "renders"]
+
 # Placeholders that VIDEOQ_RENDER_COMMAND may use; anything else in braces is rejected.
 COMMAND_PLACEHOLDERS = ("job_id", "job_type", "engine", "priority", "attempt", "input", "output")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -70,7 +73,7 @@ class Settings(BaseSettings):
         default="off",
         description="'user' shares each priority level fairly between users (fairness keys).",
     )
-    worker_role: Literal["all", "workflows", "renders"] = Field(
+    worker_role: WorkerRole = Field(
         default="all",
         description=(
             "What a worker process polls: 'workflows' (job workflows and projection writes), "
@@ -151,6 +154,16 @@ class Settings(BaseSettings):
         if uses_command and not self.render_command:
             raise ValueError("the command renderer is selected but VIDEOQ_RENDER_COMMAND is empty")
         return self
+
+    @property
+    def runs_workflows(self) -> bool:
+        """Whether this worker process runs the job workflows and their projection writes."""
+        return self.worker_role != "renders"
+
+    @property
+    def runs_renders(self) -> bool:
+        """Whether this worker process polls the render task queues."""
+        return self.worker_role != "workflows"
 
     @property
     def effective_temporal_address(self) -> str:
