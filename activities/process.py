@@ -128,7 +128,7 @@ def _dying_with_parent(argv: list[str]) -> list[str]:
 
     A program exec'd first sets the signal, not a ``preexec_fn``. The worker has threads, the
     Temporal core's among them, and Python code run between fork and exec can deadlock on a lock
-    that one of them held. That deadlock once blocked a worker's event loop for 300 s.
+    that one of them held. ``Popen`` then blocks the worker's event loop until the child dies.
 
     NOTE: Linux only, and it reaches the renderer process itself, not processes it spawns.
     """

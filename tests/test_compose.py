@@ -292,7 +292,7 @@ def test_compose_worker_scales(services):
     assert not worker.get("ports"), "a fixed host port allows only one worker per host"
 
 
-def test_compose_worker_roles_cover_the_queues(services):
+def test_compose_worker_roles_cover_queues(services):
     roles = {
         name: environment_of(service).get("VIDEOQ_WORKER_ROLE", "all")
         for name, service in services.items()

@@ -140,9 +140,7 @@ async def test_worker_serves_sdk_metrics(make_settings, worker_processes, tmp_pa
     assert settings.render_task_queue(Engine.MANIM) in body
 
 
-async def test_workers_split_roles_share_the_work(
-    client, make_settings, worker_processes, tmp_path
-):
+async def test_workers_split_roles_share_work(client, make_settings, worker_processes, tmp_path):
     record_path = tmp_path / "record.jsonl"
     settings = make_settings(
         standard_renderer="command",

@@ -31,7 +31,7 @@ async def _run(argv, tmp_path, deadline=None):
 
 
 @pytest.mark.parametrize("launcher", ["setpriv", "python"])
-async def test_renderer_gets_killed_with_its_worker(tmp_path, monkeypatch, launcher):
+async def test_renderer_dies_with_worker(tmp_path, monkeypatch, launcher):
     if launcher == "setpriv" and shutil.which("setpriv") is None:
         pytest.skip("util-linux setpriv is not installed")
     if launcher == "python":
@@ -53,7 +53,7 @@ async def test_missing_program_raises_file_not_found(tmp_path):
         await _run(["./missing.sh"], tmp_path)
 
 
-async def test_relative_program_runs_from_the_work_folder(tmp_path):
+async def test_relative_program_runs_in_cwd(tmp_path):
     script = tmp_path / "render.sh"
     script.write_text("#!/bin/sh\necho rendered $1\n")
     script.chmod(0o755)

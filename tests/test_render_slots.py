@@ -165,9 +165,7 @@ async def test_slots_stale_backlog_counts_as_unknown(monkeypatch):
     assert manim.try_reserve_slot(None) is not None
 
 
-async def test_slots_urgent_manim_job_overtakes_busy_standard(
-    client, make_settings, worker_for, tmp_path
-):
+async def test_slots_manim_doubt_overtakes_standard(client, make_settings, worker_for, tmp_path):
     record_path = tmp_path / "record.jsonl"
     settings = make_settings(
         manim_renderer="command",

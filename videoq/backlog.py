@@ -42,7 +42,7 @@ async def read_backlog(client: Client, task_queue: str) -> Backlog:
 
 
 async def watch_backlogs(client: Client, settings: Settings, slots: RenderSlots) -> None:
-    """Report both render task queues' backlogs to ``slots`` every few tenths of a second.
+    """Report both render task queues' backlogs to ``slots`` every backlog refresh interval.
 
     Runs until cancelled. While the server does not respond, the slots fall back to arbitrating
     by the outcome of polls, and one warning is logged until it responds again.

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-# Name of the file, written into the data folder when the cluster lives elsewhere, that holds
-# the path of that other folder.
+# Name of the file that contains the cluster's folder when the cluster lives outside the data
+# folder. It is written into the data folder.
 CLUSTER_LOCATION_FILE = "cluster-location"
 logger = logging.getLogger(__name__)
 

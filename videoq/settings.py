@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from videoq.capacity import CapacityPlan, parse_peak_windows
 from videoq.jobs import Engine
 
-# What a worker process polls: the job workflows, the render task queues, or both.
+# Roles of a worker process: the job workflows, the render task queues, or both.
 WorkerRole = Literal["all", "workflows", "renders"]
 
 # Placeholders that VIDEOQ_RENDER_COMMAND may use; anything else in braces is rejected.
