@@ -29,11 +29,10 @@ def temporal_test_server() -> str:
 # Dynamic config of every dev server this project starts. One task-queue partition, because
 # priority keys only gave strict priority and FIFO order with a single partition. A 2 s long
 # poll instead of 1 min, because an idle poll keeps a reserved render slot until it expires.
-# Eight transfer-task workers instead of 512, because fewer parallel hand-offs of new tasks to
-# their task queue keep them closer to creation order. In the scheduling benchmark FIFO
-# violations fell from 14-16 to 6 (mixed) and from 28-38 to 10 (two workers), at the same
-# throughput. One worker was worse: it queued a burst's doubt behind thousands of older tasks
-# before any priority applied.
+# Two transfer-task workers instead of 512, because fewer parallel hand-offs of new tasks to
+# their task queue keep them closer to creation order. docs/deployment.md has the scheduling
+# benchmark's figures for 512, 8, 4, 2 and 1. One worker was worse: it queued a burst's doubt
+# behind thousands of older tasks before any priority applied.
 # Task queue statistics cached for 200 ms instead of 5 s, because render workers read the
 # render queues' backlogs every 0.5 s to decide who gets a contested slot.
 DEV_SERVER_DYNAMIC_CONFIG = (
@@ -41,7 +40,7 @@ DEV_SERVER_DYNAMIC_CONFIG = (
     "matching.numTaskqueueWritePartitions=1",
     'matching.longPollExpirationInterval="2s"',
     'matching.TaskQueueInfoByBuildIdTTL="200ms"',
-    "history.transferProcessorSchedulerWorkerCount=8",
+    "history.transferProcessorSchedulerWorkerCount=2",
 )
 
 # SQLite settings of the dev server's database file. Write-ahead logging with synchronous=NORMAL
