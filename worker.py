@@ -56,7 +56,7 @@ def build_workers(
         )
     if not settings.runs_renders:
         return workers
-    render = RenderActivities(client, settings)
+    render = RenderActivities(client, settings, slots)
     for engine in Engine:
         workers.append(
             Worker(

@@ -20,6 +20,7 @@ from activities.renderers import EXIT_INVALID_INPUT, RenderCommand, build_render
 from videoq import errors
 from videoq.jobs import Job
 from videoq.settings import Settings
+from videoq.slots import RenderSlots
 
 # Renderers heartbeat this often at most; a third of the heartbeat timeout when that is shorter.
 HEARTBEAT_EVERY_SECONDS = 5.0
@@ -64,9 +65,13 @@ def final_video_path(output_dir: Path, job_id: str) -> Path:
 class RenderActivities:
     """Activities that need the worker's settings and a Temporal client."""
 
-    def __init__(self, client: Client, settings: Settings) -> None:
+    def __init__(
+        self, client: Client, settings: Settings, slots: RenderSlots | None = None
+    ) -> None:
         self._client = client
         self._settings = settings
+        # Told when a renderer exits, so that its slot serves the next poll at once.
+        self._slots = slots
         self._worker = f"{socket.gethostname()}:{os.getpid()}"
 
     @activity.defn(name="render_video")
@@ -185,6 +190,8 @@ class RenderActivities:
                 f"{info.start_to_close_timeout} and was killed",
                 type=errors.RENDER_FAILED,
             ) from err
+        if self._slots is not None:
+            self._slots.render_ended(job.engine)
 
         if outcome.exit_code == EXIT_INVALID_INPUT:
             raise ApplicationError(

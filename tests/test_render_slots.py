@@ -77,6 +77,54 @@ async def test_slots_manim_cap_leaves_room_for_standard():
     assert standard.try_reserve_slot(None) is not None
 
 
+async def test_slots_ended_render_frees_slot():
+    slots = RenderSlots(lambda: SlotLimits(total=2, manim=1))
+    manim, standard = slots.supplier(Engine.MANIM), slots.supplier(Engine.STANDARD)
+    await manim.reserve_slot(None)
+    await standard.reserve_slot(None)
+    manim.mark_slot_used(None)
+    assert standard.try_reserve_slot(None) is None
+
+    slots.render_ended(Engine.MANIM)
+    # The Manim renderer has exited: its slot serves a new poll, of either engine, while the
+    # SDK still holds the permit.
+    assert manim.try_reserve_slot(None) is not None
+    assert standard.try_reserve_slot(None) is None
+    manim.release_slot(_Used())
+    assert slots.held() == {Engine.MANIM: 1, Engine.STANDARD: 1}
+    assert standard.try_reserve_slot(None) is None
+
+
+async def test_slots_ended_render_wakes_waiter():
+    slots = RenderSlots(lambda: SlotLimits(total=1, manim=1))
+    standard = slots.supplier(Engine.STANDARD)
+    await standard.reserve_slot(None)
+    standard.mark_slot_used(None)
+    waiting = asyncio.create_task(standard.reserve_slot(None))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+
+    slots.render_ended(Engine.STANDARD)
+    await asyncio.wait_for(waiting, 0.5)  # well inside the 1 s recheck
+    standard.release_slot(_Used())
+    assert slots.held() == {Engine.MANIM: 0, Engine.STANDARD: 1}
+
+
+async def test_slots_release_without_end_is_safe():
+    slots = RenderSlots(lambda: SlotLimits(total=2, manim=2))
+    standard = slots.supplier(Engine.STANDARD)
+    await standard.reserve_slot(None)
+    await standard.reserve_slot(None)
+    slots.render_ended(Engine.STANDARD)  # the first render ended
+    # The second activity was cancelled while its renderer ran and is released first.
+    standard.release_slot(_Used())
+    assert slots.held() == {Engine.MANIM: 0, Engine.STANDARD: 1}
+    assert standard.try_reserve_slot(None) is not None
+    assert standard.try_reserve_slot(None) is None
+    standard.release_slot(_Used())  # the first activity's permit
+    assert slots.held() == {Engine.MANIM: 0, Engine.STANDARD: 1}
+
+
 async def test_slots_last_slot_goes_to_busy_queue():
     slots = RenderSlots(lambda: SlotLimits(total=2, manim=2))
     manim, standard = slots.supplier(Engine.MANIM), slots.supplier(Engine.STANDARD)

@@ -63,6 +63,10 @@ class RenderSlots:
     other engine takes the next slot that frees. Without backlogs (the server did not
     respond), the last free slot goes to the engine whose last poll returned a task.
 
+    A slot frees when its render ends (``render_ended``), before the SDK reports the finished
+    activity to the server and releases the permit. So the next poll of that slot overlaps the
+    report's round trip, while no more renders than the limits allow run at once.
+
     NOTE: a slot reserved by an idle poll before the other queue got busy stays stranded until
     that poll expires (2 s with the long-poll setting of ``videoq.binaries``).
     """
@@ -71,6 +75,8 @@ class RenderSlots:
         self._limits = limits
         self._lock = threading.Lock()
         self._held = dict.fromkeys(Engine, 0)
+        # Permits still held by activities whose render has ended. They no longer take a slot.
+        self._ended = dict.fromkeys(Engine, 0)
         self._waiting = dict.fromkeys(Engine, 0)
         # Slots reserved for a poll that has not returned a task yet.
         self._polling = dict.fromkeys(Engine, 0)
@@ -90,8 +96,19 @@ class RenderSlots:
         return self._limits()
 
     def held(self) -> dict[Engine, int]:
+        """Count the slots in use per engine: reserved for a poll, or running a render."""
         with self._lock:
-            return dict(self._held)
+            return {engine: self._in_use(engine) for engine in Engine}
+
+    def render_ended(self, engine: Engine) -> None:
+        """Free the slot of a render of ``engine`` whose renderer has exited.
+
+        The render activity calls this at most once, when its renderer has exited by itself. The
+        activity's permit stays with the SDK until it is released.
+        """
+        with self._lock:
+            self._ended[engine] += 1
+        self._wake()
 
     def observe_backlog(self, backlogs: dict[Engine, Backlog] | None) -> None:
         """Record the render task queues' backlogs (None: unknown) and wake waiting pollers."""
@@ -102,11 +119,17 @@ class RenderSlots:
         if self._released is not None:
             self._released.set()
 
+    def _in_use(self, engine: Engine) -> int:
+        return self._held[engine] - self._ended[engine]
+
+    def _free(self, limits: SlotLimits) -> int:
+        return limits.total - sum(self._in_use(engine) for engine in Engine)
+
     def _room(self, engine: Engine, limits: SlotLimits) -> int:
         """Count the slots ``engine`` may still take under the limits."""
-        room = limits.total - sum(self._held.values())
+        room = self._free(limits)
         if engine is Engine.MANIM:
-            room = min(room, limits.manim - self._held[Engine.MANIM])
+            room = min(room, limits.manim - self._in_use(Engine.MANIM))
         return max(room, 0)
 
     def _fits(self, engine: Engine, limits: SlotLimits) -> bool:
@@ -114,7 +137,7 @@ class RenderSlots:
 
     def _yields_to(self, engine: Engine, other: Engine, limits: SlotLimits) -> bool:
         """Tell whether ``engine`` should leave the next free slot to ``other``."""
-        free = limits.total - sum(self._held.values())
+        free = self._free(limits)
         mine, theirs = self._backlog[engine], self._backlog[other]
         if time.monotonic() - self._backlog_at > BACKLOG_MAX_AGE_SECONDS:
             mine = theirs = None
@@ -180,9 +203,18 @@ class RenderSlots:
         # The SDK calls this from a thread other than the event loop's.
         with self._lock:
             self._held[engine] -= 1
+            if used and self._ended[engine] > 0:
+                # Usually this permit's own render ended. If its activity stopped before the
+                # renderer exited (cancelled, or it never ran), the mark taken is another
+                # permit's, and one slot counts as in use until that permit is released too.
+                self._ended[engine] -= 1
             if not used:
                 self._idle[engine] = True
                 self._polling[engine] -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake the waiting reservations; safe from any thread."""
         if self._loop is not None and self._released is not None:
             self._loop.call_soon_threadsafe(self._released.set)
 
