@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/bench_scheduling.py [--workload NAME] [--render-seco
 Each workload starts its own stack in a temporary folder: a Temporal dev server with the
 project's dev-server flags, an embedded PostgreSQL, the API (``videoq api``) and one or two
 ``python -m worker`` processes, all on free loopback ports. Both engines use the command
-renderer ``bench/sleep_renderer.py``, which sleeps ``--render-seconds`` and records each start
+renderer ``bench/sleep_renderer.sh``, which sleeps ``--render-seconds`` and records each start
 and finish. Every job is submitted through POST /v1/jobs with a user token, at most
 SUBMIT_CONCURRENCY requests in flight. Workloads:
 
@@ -70,7 +70,7 @@ from videoq.settings import Settings
 from videoq.slots import SlotLimits
 
 REPO = Path(__file__).resolve().parent.parent
-SLEEP_RENDERER = REPO / "bench" / "sleep_renderer.py"
+SLEEP_RENDERER = REPO / "bench" / "sleep_renderer.sh"
 TASK_QUEUE_PREFIX = "bench"
 BENCH_USER = "bench-student"
 
@@ -150,6 +150,8 @@ class Submission:
     # workflow task. Both come from the history too, for the kept submissions.jsonl.
     workflow_started: float = float("inf")
     first_task_started: float = float("inf")
+    # When a worker's poll took the render task (the first attempt's ActivityTaskStarted).
+    render_task_started: float = float("inf")
 
     @property
     def priority_key(self) -> int:
@@ -252,8 +254,6 @@ def stack_env(workload: Workload, data_dir: Path, secret: str, render_seconds: f
     timezone = os.environ.get("VIDEOQ_TIMEZONE", Settings.model_fields["timezone"].default)
     command = " ".join(
         [
-            shlex.quote(sys.executable),
-            "-S",  # no site-packages: the renderer needs only the standard library
             shlex.quote(str(SLEEP_RENDERER)),
             shlex.quote(str(data_dir / "record.jsonl")),
             str(render_seconds),
@@ -400,6 +400,7 @@ def save_submissions(path: Path, submissions: list[Submission]) -> None:
                 "render_scheduled": submission.render_scheduled,
                 "workflow_started": submission.workflow_started,
                 "first_task_started": submission.first_task_started,
+                "render_task_started": submission.render_task_started,
             }
             file.write(json.dumps(line) + "\n")
 
@@ -420,6 +421,8 @@ async def read_render_scheduled(client: Client, submissions: list[Submission]) -
                     submission.first_task_started = min(submission.first_task_started, at)
                 elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                     submission.render_scheduled = at
+                elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                    submission.render_task_started = at
                     return
 
     await asyncio.gather(*(one(submission) for submission in submissions))
