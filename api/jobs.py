@@ -64,16 +64,12 @@ async def submit_job(
     request = JobRequest(**body.model_dump(), user_id=user.id)
     job = new_job(request, job_id)
     # The database is checked first, so that the API never starts a job that it cannot list.
-    # A database that fails after the start costs only the position.
-    await backends.database()
+    # A database that fails after the start costs only the queued row and the position.
+    pool = await backends.database()
     client = await backends.temporal()
 
     try:
-        await start_run(
-            client,
-            backends.settings,
-            job,
-        )
+        await start_run(client, backends.settings, pool, job)
     except WorkflowAlreadyStartedError:
         existing = await _load_owned_job(backends, job.id, user)
         logger.info(
@@ -205,10 +201,7 @@ async def retry_job(job_id: str, user: CurrentUser, backends: BackendsDependency
     generation = previous.generation + 1
     try:
         await start_run(
-            client,
-            backends.settings,
-            job,
-            generation=generation,
+            client, backends.settings, await backends.database(), job, generation=generation
         )
     except WorkflowAlreadyStartedError as err:
         raise HTTPException(status.HTTP_409_CONFLICT, errors.JOB_ALREADY_RUNNING) from err

@@ -6,16 +6,18 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from psycopg_pool import AsyncConnectionPool
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.backends import Backends
 from api.errors import TemporalUnavailable
+from videoq.db import ProjectionUnavailable
 from videoq.jobs import Job, JobStatus
-from videoq.projection import JobSnapshot, get_job
+from videoq.projection import JobSnapshot, get_job, record_snapshot
 from videoq.settings import Settings
-from videoq.temporal import start_job
+from videoq.temporal import start_job, workflow_input
 from workflows.models import JobState, VideoJobInput
 from workflows.video_job import VideoJobWorkflow
 
@@ -29,18 +31,46 @@ START_TIMEOUT = timedelta(seconds=10)
 QUERY_TIMEOUT = timedelta(seconds=2)
 
 
-async def start_run(client: Client, settings: Settings, job: Job, *, generation: int = 1) -> None:
-    """Start a run of the job's workflow, whose id is the job id.
+async def start_run(
+    client: Client,
+    settings: Settings,
+    pool: AsyncConnectionPool,
+    job: Job,
+    *,
+    generation: int = 1,
+) -> None:
+    """Start a run of the job's workflow, whose id is the job id, and write its queued row.
 
     Generation 1 is a submission, and an id used before is rejected, so a repeated
     Idempotency-Key never makes a second job. An admin retry runs the next generation, which
     reuses the id of a failed or cancelled run.
 
+    The row is written after the start, so that a start that fails leaves no row of a job that
+    does not exist. It lets the job's position count from the response on, even while the
+    workflow stage is backlogged. If the write fails, the workflow's next write (when the render
+    starts) creates the row, and until then ``load_job`` reads the run from Temporal.
+
     Raises:
         temporalio.exceptions.WorkflowAlreadyStartedError: the id is taken.
         RPCError: the server did not accept the start.
     """
-    await start_job(client, settings, job, generation=generation, rpc_timeout=START_TIMEOUT)
+    await start_job(
+        client,
+        settings,
+        job,
+        generation=generation,
+        rpc_timeout=START_TIMEOUT,
+        queued_row_written=True,
+    )
+    queued = snapshot_of_input(workflow_input(settings, job, generation=generation), seq=1)
+    try:
+        await record_snapshot(pool, queued)
+    except ProjectionUnavailable as err:
+        logger.warning(
+            "queued row write failed: %s. The workflow writes the row when the render starts",
+            err,
+            extra={"action": "database_unavailable", "job_id": job.id},
+        )
 
 
 async def read_run_input(client: Client, job_id: str) -> VideoJobInput | None:
@@ -110,14 +140,18 @@ async def load_job(backends: Backends, job_id: str, *, user_id: str | None) -> J
     return row if state is None else with_live_state(row, state)
 
 
-def snapshot_of_input(run_input: VideoJobInput) -> JobSnapshot:
-    """Describe a run that has not written its projection row yet: queued, no attempt."""
+def snapshot_of_input(run_input: VideoJobInput, seq: int = 0) -> JobSnapshot:
+    """Describe a run as it is queued, before any attempt.
+
+    Seq 0 describes a run that has no row yet. Seq 1 is the row of the queued state, which
+    the submitter writes for the workflow.
+    """
     return JobSnapshot.of_job(
         run_input.job,
         status=JobStatus.QUEUED,
         max_attempts=run_input.policy.max_attempts,
         generation=run_input.generation,
-        seq=0,
+        seq=seq,
     )
 
 

@@ -19,10 +19,11 @@ from api.estimates import EngineLoad, RenderWorkerCounter, estimate_start_second
 from tests.conftest import fake_render_command
 from tests.fixtures_api import JWT_SECRET, bearer
 from tests.fixtures_postgres import create_database, database_url, drop_database
-from tests.helpers import starts
+from tests.helpers import job_request, starts
 from videoq.embedded_postgres import find_free_port
 from videoq.jobs import PRIORITY_KEYS, Engine, JobStatus, JobType, Priority
 from videoq.projection import JobSnapshot, get_job, record_snapshot
+from videoq.temporal import new_job, start_job
 from worker import running_workers
 
 STUDENT = "student-1"
@@ -125,10 +126,29 @@ async def test_api_submit_queues_job(api_settings, api_client_for, projection_po
     assert datetime.fromisoformat(body["enqueued_at"]) <= datetime.now(UTC)
 
 
-async def test_api_get_job_before_projection_row(api_settings, api_client_for):
-    # No worker runs, so the workflow never writes its row: the API reads the run's input.
+async def test_api_submit_writes_queued_row(api_settings, api_client_for, projection_pool):
+    # No worker runs: the row comes from the API itself, written before it responds.
     api = await api_client_for(api_settings())
+
     job_id = (await submit(api, job_type="daily_ca")).json()["id"]
+
+    row = await get_job(projection_pool, job_id)
+    assert row is not None
+    assert row.status is JobStatus.QUEUED
+    assert row.user_id == STUDENT
+    assert row.generation == 1
+    assert row.seq == 1
+    assert row.max_attempts == 3
+
+
+async def test_api_get_job_before_projection_row(api_settings, api_client_for, client):
+    # Started without the API and with no worker, the job has no row: the API reads the run's
+    # input from Temporal.
+    settings = api_settings()
+    api = await api_client_for(settings)
+    job = new_job(job_request(job_type=JobType.DAILY_CA, user_id=STUDENT))
+    await start_job(client, settings, job)
+    job_id = job.id
 
     response = await api.get(f"/v1/jobs/{job_id}", headers=bearer(STUDENT))
 

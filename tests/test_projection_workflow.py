@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 
 from tests.conftest import fake_render_command
@@ -14,14 +15,20 @@ from videoq.projection import get_job
 from videoq.temporal import new_job, start_job
 
 
+async def start_projection_worker(make_settings, worker_for, projection_pool, tmp_path, seconds):
+    """Start a projection-writing worker whose standard renders last ``seconds``."""
+    render_command = fake_render_command(tmp_path / "record.jsonl", "ok", seconds)
+    settings = make_settings(standard_renderer="command", render_command=render_command)
+    await worker_for(settings, projection_pool)
+    return settings
+
+
 async def test_projection_follows_job_to_completion(
     client, make_settings, worker_for, projection_pool, tmp_path
 ):
-    record = tmp_path / "record.jsonl"
-    settings = make_settings(
-        standard_renderer="command", render_command=fake_render_command(record, "ok", 1.5)
+    settings = await start_projection_worker(
+        make_settings, worker_for, projection_pool, tmp_path, 1.5
     )
-    await worker_for(settings, projection_pool)
     job = new_job(job_request(engine=Engine.STANDARD))
     handle = await start_job(client, settings, job)
 
@@ -48,6 +55,31 @@ async def test_projection_follows_job_to_completion(
     assert row.enqueued_at == job.enqueued_at
     assert row.worker is not None
     assert row.generation == 1
+
+
+async def test_projection_skips_row_submitter_wrote(
+    client, make_settings, worker_for, projection_pool, tmp_path
+):
+    settings = await start_projection_worker(
+        make_settings, worker_for, projection_pool, tmp_path, 0.2
+    )
+    job = new_job(job_request(engine=Engine.STANDARD))
+
+    handle = await start_job(client, settings, job, queued_row_written=True)
+    await handle.result()
+
+    events = [event.event_type async for event in handle.fetch_history_events()]
+    first_task_done = events.index(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    second_task = events.index(EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, first_task_done)
+    first_task_events = events[first_task_done + 1 : second_task]
+    # The first workflow task scheduled the render and waited for no projection write, whose
+    # local activity would have left a marker.
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED in first_task_events
+    assert EventType.EVENT_TYPE_MARKER_RECORDED not in first_task_events
+    assert EventType.EVENT_TYPE_MARKER_RECORDED in events[second_task:]
+    row = await get_job(projection_pool, job.id)
+    assert row.status is JobStatus.COMPLETED
+    assert row.seq > 1
 
 
 async def test_projection_records_failure_and_cancel(

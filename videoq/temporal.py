@@ -67,6 +67,18 @@ def job_priority(settings: Settings, job: Job) -> Priority:
     return Priority(priority_key=job.priority_key, fairness_key=fairness_key)
 
 
+def workflow_input(
+    settings: Settings, job: Job, *, generation: int = 1, queued_row_written: bool = False
+) -> VideoJobInput:
+    return VideoJobInput(
+        job=job,
+        render_task_queue=settings.render_task_queue(job.engine),
+        generation=generation,
+        policy=render_policy(settings),
+        queued_row_written=queued_row_written,
+    )
+
+
 async def start_job(
     client: Client,
     settings: Settings,
@@ -74,13 +86,15 @@ async def start_job(
     *,
     generation: int = 1,
     rpc_timeout: timedelta | None = None,
+    queued_row_written: bool = False,
 ) -> WorkflowHandle[VideoJobWorkflow, object]:
     """Start the job's workflow; the job id is the workflow id.
 
     Generation 1 is a new job: an id used before, by any run, raises
     ``temporalio.exceptions.WorkflowAlreadyStartedError``, which makes a repeated submit with
     the same id idempotent. A higher generation re-runs a job whose last run failed, was
-    cancelled or was terminated.
+    cancelled or was terminated. With ``queued_row_written`` the caller writes the run's queued
+    projection row after the start (``api.runs.start_run`` does), and the workflow does not.
     """
     reuse = (
         WorkflowIDReusePolicy.REJECT_DUPLICATE
@@ -89,12 +103,7 @@ async def start_job(
     )
     return await client.start_workflow(
         VideoJobWorkflow.run,
-        VideoJobInput(
-            job=job,
-            render_task_queue=settings.render_task_queue(job.engine),
-            generation=generation,
-            policy=render_policy(settings),
-        ),
+        workflow_input(settings, job, generation=generation, queued_row_written=queued_row_written),
         id=job.id,
         task_queue=settings.workflow_task_queue,
         # The workflow's own tasks outrank lower-priority jobs too, not only its render.

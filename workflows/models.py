@@ -53,6 +53,9 @@ class VideoJobInput(BaseModel):
     # 1 for the first run; an admin retry of a failed or cancelled job runs generation + 1.
     generation: int = Field(default=1, ge=1)
     policy: RenderPolicy = Field(default_factory=RenderPolicy)
+    # True when the submitter writes the queued row (seq 1) itself once the start succeeds. The
+    # workflow then writes from seq 2 on, so its first task schedules the render at once.
+    queued_row_written: bool = False
 
 
 class VideoJobResult(BaseModel):

@@ -88,6 +88,9 @@ class VideoJobWorkflow:
             max_attempts=input.policy.max_attempts,
             enqueued_at=job.enqueued_at,
         )
+        if input.queued_row_written:
+            # Version 1 is the queued state, whose row the submitter writes.
+            self._projected = 1
         workflow.logger.info(
             "job queued: %s %s on %s",
             job.job_type.value,
