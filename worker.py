@@ -22,6 +22,7 @@ from videoq.jobs import Engine
 from videoq.logs import configure_logging
 from videoq.settings import Settings
 from videoq.slots import RenderSlots
+from videoq.workflow_slots import WorkflowTaskSlots
 from workflows.video_job import VideoJobWorkflow
 
 logger = logging.getLogger("videoq.worker")
@@ -29,6 +30,8 @@ logger = logging.getLogger("videoq.worker")
 # How long a stopping worker lets running renders finish before it cancels them. A cancelled
 # render fails its attempt, which the retry policy gives to another worker.
 GRACEFUL_SHUTDOWN_SECONDS = 10
+# The SDK's default slot count for each kind of task that the tuner does not limit otherwise.
+SDK_DEFAULT_SLOTS = 100
 
 
 def build_workers(
@@ -48,10 +51,14 @@ def build_workers(
                 workflows=[VideoJobWorkflow],
                 # Projection writes run as local activities of this worker, outside render slots.
                 activities=[projection.record_job_state],
-                # The server hands out workflow tasks in priority order, but tasks that run side
-                # by side finish in any order, and a job's render is queued when its first task
-                # finishes. Few at a time keeps FIFO within a level.
-                max_concurrent_workflow_tasks=settings.workflow_task_slots,
+                # New jobs' first tasks run one at a time, so that their renders are queued in
+                # the order the server handed them out (see WorkflowTaskSlots).
+                tuner=WorkerTuner.create_composite(
+                    workflow_supplier=WorkflowTaskSlots(settings.workflow_task_slots - 1),
+                    activity_supplier=FixedSizeSlotSupplier(SDK_DEFAULT_SLOTS),
+                    local_activity_supplier=FixedSizeSlotSupplier(SDK_DEFAULT_SLOTS),
+                    nexus_supplier=FixedSizeSlotSupplier(SDK_DEFAULT_SLOTS),
+                ),
             )
         )
     if not settings.runs_renders:

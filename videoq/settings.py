@@ -91,9 +91,12 @@ class Settings(BaseSettings):
     )
     workflow_task_slots: int = Field(
         default=4,
-        ge=1,
+        ge=2,
         le=1000,
-        description="Workflow tasks one worker process runs at once.",
+        description=(
+            "Workflow tasks one worker process runs at once: one new job's first task, and the"
+            " later tasks of running jobs in the others."
+        ),
     )
     worker_metrics_port: int | None = Field(
         default=None,
