@@ -152,6 +152,8 @@ class Submission:
     first_task_started: float = float("inf")
     # When a worker's poll took the render task (the first attempt's ActivityTaskStarted).
     render_task_started: float = float("inf")
+    # When the workflow completed, after its last projection write.
+    completed: float = float("inf")
 
     @property
     def priority_key(self) -> int:
@@ -401,6 +403,7 @@ def save_submissions(path: Path, submissions: list[Submission]) -> None:
                 "workflow_started": submission.workflow_started,
                 "first_task_started": submission.first_task_started,
                 "render_task_started": submission.render_task_started,
+                "completed": submission.completed,
             }
             file.write(json.dumps(line) + "\n")
 
@@ -423,7 +426,8 @@ async def read_render_scheduled(client: Client, submissions: list[Submission]) -
                     submission.render_scheduled = at
                 elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
                     submission.render_task_started = at
-                    return
+                elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+                    submission.completed = at
 
     await asyncio.gather(*(one(submission) for submission in submissions))
 
@@ -577,6 +581,16 @@ def render_queue_figures(
     runs = build_runs(submissions, record, from_render_queue=True)
     used = utilization(runs, workers * limits.total, workers * limits.manim)
     gaps = dispatch_gaps(runs, limits.manim)
+    # How long a finished render waits for its job to complete: the projection's lag.
+    finished = [submission for submission in submissions if submission.job_id in record.finishes]
+    lags = [
+        submission.completed - record.finishes[submission.job_id]["time"]
+        for submission in finished
+        if submission.completed != float("inf")
+    ]
+    lag = "none completed"
+    if lags:
+        lag = f"{seconds_text(percentile(lags, 0.5))}, {seconds_text(percentile(lags, 0.99))}"
     return [
         Figure(
             "enqueued to render scheduled, p50 and p99",
@@ -586,6 +600,8 @@ def render_queue_figures(
         Figure("FIFO violations, render queue", str(fifo_violations(runs))),
         Figure("utilization while the render queue has a backlog", f"{used:.1%}"),
         Figure("dispatch gap p99, render queue", f"{percentile(gaps, 0.99) * 1000:.0f} ms"),
+        Figure("render finished to job completed, p50 and p99", lag),
+        Figure("jobs completed of renders finished", f"{len(lags)} of {len(finished)}"),
     ]
 
 
