@@ -13,7 +13,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from psycopg_pool import AsyncConnectionPool
 from temporalio.api.enums.v1 import TaskQueueType
@@ -138,14 +138,14 @@ async def engine_load(
 ) -> EngineLoad:
     """Measure the capacity, the running renders and the mean render time of ``engine``.
 
-    The capacity is this API's own render cap per worker (VIDEOQ_MAX_RENDERS, or
-    VIDEOQ_MAX_MANIM_RENDERS for Manim) times the number of render workers, so it is right
-    only when the workers run with the same settings.
+    The capacity is this API's own render limit per worker now (VIDEOQ_MAX_RENDERS, or
+    VIDEOQ_MAX_MANIM_RENDERS for Manim, raised in peak windows) times the number of render
+    workers, so it is right only when the workers run with the same settings.
 
     Raises:
         ProjectionUnavailable: the database cannot be reached.
     """
-    per_worker = settings.max_manim_renders if engine is Engine.MANIM else settings.max_renders
+    per_worker = settings.capacity_plan().limits_at(datetime.now(UTC)).for_engine(engine)
     worker_count, counts, durations = await asyncio.gather(
         workers.count(client, engine),
         count_by_status(pool),

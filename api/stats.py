@@ -208,7 +208,7 @@ async def read_stats(
     limits = plan.limits_at(now)
     # NOTE: both engines draw from one budget of limits.total slots per worker, so standard
     # renders can reach their capacity only while no Manim render runs.
-    per_worker = {Engine.MANIM: limits.manim, Engine.STANDARD: limits.total}
+    per_worker = {engine: limits.for_engine(engine) for engine in Engine}
     return AdminStats(
         generated_at=now,
         window_seconds=WINDOW.total_seconds(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import jwt
@@ -15,7 +16,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api import auth, errors
 from api import backends as api_backends
-from api.estimates import EngineLoad, RenderWorkerCounter, estimate_start_seconds
+from api.estimates import (
+    DEFAULT_RENDER_SECONDS,
+    EngineLoad,
+    RenderWorkerCounter,
+    estimate_start_seconds,
+)
 from tests.conftest import fake_render_command
 from tests.fixtures_api import JWT_SECRET, bearer
 from tests.fixtures_postgres import create_database, database_url, drop_database
@@ -124,6 +130,30 @@ async def test_api_submit_queues_job(api_settings, api_client_for, projection_po
     assert body["estimated_start_seconds"] is None
     assert body["estimated_finish_seconds"] is None
     assert datetime.fromisoformat(body["enqueued_at"]) <= datetime.now(UTC)
+
+
+def window_around_now(timezone: str) -> str:
+    """Return an HH:MM-HH:MM peak window of local time from 10 minutes ago to 2 hours ahead."""
+    now = datetime.now(ZoneInfo(timezone))
+    start, end = now - timedelta(minutes=10), now + timedelta(hours=2)
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
+@pytest.mark.parametrize(("peak", "rounds"), [(False, 2), (True, 1)])
+async def test_api_estimate_uses_peak_capacity(api_settings, api_client_for, peak, rounds):
+    # No worker runs, so one worker is assumed and nothing renders. The fifth Manim job has 4
+    # ahead: with 2 Manim slots it waits 2 rounds, with the peak's 4 slots 1 round.
+    settings = api_settings(max_manim_renders=2, peak_multiplier=2.0, peak_windows="")
+    if peak:
+        window = window_around_now(settings.timezone)
+        settings = api_settings(max_manim_renders=2, peak_multiplier=2.0, peak_windows=window)
+    api = await api_client_for(settings)
+
+    bodies = [(await submit(api, engine="manim")).json() for _ in range(5)]
+
+    assert bodies[-1]["jobs_ahead"] == 4
+    mean = DEFAULT_RENDER_SECONDS[Engine.MANIM]
+    assert bodies[-1]["estimated_start_seconds"] == rounds * mean
 
 
 async def test_api_submit_writes_queued_row(api_settings, api_client_for, projection_pool):

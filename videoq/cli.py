@@ -394,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     submit = commands.add_parser("submit", help="submit a job")
-    submit.add_argument("--file", help="JSON file with job_type, engine, content (and user_id)")
+    submit.add_argument(
+        "--file", help="JSON file with job_type, engine and content (the user comes from the token)"
+    )
     submit.add_argument("--type", choices=[t.value for t in JobType], default=JobType.DOUBT.value)
     submit.add_argument(
         "--engine", choices=[e.value for e in Engine], default=Engine.STANDARD.value

@@ -31,6 +31,13 @@ class SlotLimits:
     total: int
     manim: int
 
+    def for_engine(self, engine: Engine) -> int:
+        """Return the most renders of ``engine`` one worker runs at once under these limits.
+
+        Standard renders have no cap of their own: they may take every slot of the budget.
+        """
+        return self.manim if engine is Engine.MANIM else self.total
+
 
 @dataclass(frozen=True)
 class Backlog:
