@@ -70,7 +70,7 @@ class RenderActivities:
     ) -> None:
         self._client = client
         self._settings = settings
-        # Told when a renderer exits, so that its slot serves the next poll at once.
+        # Notified when a renderer exits, so that its slot serves the next poll at once.
         self._slots = slots
         self._worker = f"{socket.gethostname()}:{os.getpid()}"
 

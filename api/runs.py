@@ -17,7 +17,7 @@ from videoq.db import ProjectionUnavailable
 from videoq.jobs import Job, JobStatus
 from videoq.projection import JobSnapshot, get_job, record_snapshot
 from videoq.settings import Settings
-from videoq.temporal import start_job, workflow_input
+from videoq.temporal import start_job
 from workflows.models import JobState, VideoJobInput
 from workflows.video_job import VideoJobWorkflow
 
@@ -46,7 +46,7 @@ async def start_run(
     reuses the id of a failed or cancelled run.
 
     The row is written after the start, so that a start that fails leaves no row of a job that
-    does not exist. It lets the job's position count from the response on, even while the
+    does not exist. The job then counts in positions from the response on, even while the
     workflow stage is backlogged. If the write fails, the workflow's next write (when the render
     starts) creates the row, and until then ``load_job`` reads the run from Temporal.
 
@@ -62,7 +62,14 @@ async def start_run(
         rpc_timeout=START_TIMEOUT,
         queued_row_written=True,
     )
-    queued = snapshot_of_input(workflow_input(settings, job, generation=generation), seq=1)
+    # Seq 1 is the queued state, the write the workflow leaves to its submitter.
+    queued = JobSnapshot.of_job(
+        job,
+        status=JobStatus.QUEUED,
+        max_attempts=settings.max_attempts,
+        generation=generation,
+        seq=1,
+    )
     try:
         await record_snapshot(pool, queued)
     except ProjectionUnavailable as err:
@@ -140,18 +147,14 @@ async def load_job(backends: Backends, job_id: str, *, user_id: str | None) -> J
     return row if state is None else with_live_state(row, state)
 
 
-def snapshot_of_input(run_input: VideoJobInput, seq: int = 0) -> JobSnapshot:
-    """Describe a run as it is queued, before any attempt.
-
-    Seq 0 describes a run that has no row yet. Seq 1 is the row of the queued state, which
-    the submitter writes for the workflow.
-    """
+def snapshot_of_input(run_input: VideoJobInput) -> JobSnapshot:
+    """Describe a run that has not written its projection row yet: queued, no attempt."""
     return JobSnapshot.of_job(
         run_input.job,
         status=JobStatus.QUEUED,
         max_attempts=run_input.policy.max_attempts,
         generation=run_input.generation,
-        seq=seq,
+        seq=0,
     )
 
 

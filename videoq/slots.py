@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from temporalio.worker import (
     CustomSlotSupplier,
@@ -18,12 +19,32 @@ from temporalio.worker import (
 
 from videoq.jobs import Engine
 
-# How often a waiting reservation re-reads the limits, so that a raised limit (peak hours)
-# takes effect without a release to wake it.
+# How often a waiting reservation tries again without a release to wake it, so that a raised
+# limit (peak hours) takes effect.
 RECHECK_SECONDS = 1.0
 # Backlogs older than this count as unknown, so that a watcher that stopped reporting cannot
 # keep an engine yielding slots to work that is gone.
 BACKLOG_MAX_AGE_SECONDS = 5.0
+
+
+T = TypeVar("T")
+
+
+async def wait_for_slot(released: asyncio.Event, try_take: Callable[[], T]) -> T:
+    """Call ``try_take`` until it returns a true value, waiting for ``released`` in between.
+
+    The event is cleared before each try, so that a release between the try and the wait still
+    wakes the caller. Without a release, the next try comes after RECHECK_SECONDS.
+    """
+    while True:
+        released.clear()
+        permit = try_take()
+        if permit:
+            return permit
+        try:
+            await asyncio.wait_for(released.wait(), RECHECK_SECONDS)
+        except TimeoutError:
+            pass
 
 
 @dataclass(frozen=True)
@@ -110,8 +131,9 @@ class RenderSlots:
     def render_ended(self, engine: Engine) -> None:
         """Free the slot of a render of ``engine`` whose renderer has exited.
 
-        The render activity calls this at most once, when its renderer has exited by itself. The
-        activity's permit stays with the SDK until it is released.
+        The render activity calls this once per attempt, after its renderer has exited by itself,
+        and not when the renderer was killed. The activity's permit stays with the SDK until it
+        is released.
         """
         with self._lock:
             self._ended[engine] += 1
@@ -123,8 +145,7 @@ class RenderSlots:
             for engine in Engine:
                 self._backlog[engine] = None if backlogs is None else backlogs.get(engine)
             self._backlog_at = time.monotonic()
-        if self._released is not None:
-            self._released.set()
+        self._wake()
 
     def _in_use(self, engine: Engine) -> int:
         return self._held[engine] - self._ended[engine]
@@ -187,16 +208,7 @@ class RenderSlots:
         with self._lock:
             self._waiting[engine] += 1
         try:
-            while True:
-                # Clear before checking, so that a release between the check and the wait
-                # still wakes this reservation.
-                self._released.clear()
-                if self._try_take(engine):
-                    return
-                try:
-                    await asyncio.wait_for(self._released.wait(), RECHECK_SECONDS)
-                except TimeoutError:
-                    pass
+            await wait_for_slot(self._released, lambda: self._try_take(engine))
         finally:
             with self._lock:
                 self._waiting[engine] -= 1
@@ -221,7 +233,7 @@ class RenderSlots:
         self._wake()
 
     def _wake(self) -> None:
-        """Wake the waiting reservations; safe from any thread."""
+        """Wake the waiting reservations. Safe to call from any thread."""
         if self._loop is not None and self._released is not None:
             self._loop.call_soon_threadsafe(self._released.set)
 

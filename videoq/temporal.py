@@ -67,18 +67,6 @@ def job_priority(settings: Settings, job: Job) -> Priority:
     return Priority(priority_key=job.priority_key, fairness_key=fairness_key)
 
 
-def workflow_input(
-    settings: Settings, job: Job, *, generation: int = 1, queued_row_written: bool = False
-) -> VideoJobInput:
-    return VideoJobInput(
-        job=job,
-        render_task_queue=settings.render_task_queue(job.engine),
-        generation=generation,
-        policy=render_policy(settings),
-        queued_row_written=queued_row_written,
-    )
-
-
 async def start_job(
     client: Client,
     settings: Settings,
@@ -103,7 +91,13 @@ async def start_job(
     )
     return await client.start_workflow(
         VideoJobWorkflow.run,
-        workflow_input(settings, job, generation=generation, queued_row_written=queued_row_written),
+        VideoJobInput(
+            job=job,
+            render_task_queue=settings.render_task_queue(job.engine),
+            generation=generation,
+            policy=render_policy(settings),
+            queued_row_written=queued_row_written,
+        ),
         id=job.id,
         task_queue=settings.workflow_task_queue,
         # The workflow's own tasks outrank lower-priority jobs too, not only its render.

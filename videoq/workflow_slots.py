@@ -14,8 +14,7 @@ from temporalio.worker import (
     SlotReserveContext,
 )
 
-# A waiting reservation tries again this often even without a release, as a backstop.
-RECHECK_SECONDS = 1.0
+from videoq.slots import wait_for_slot
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,7 @@ class _WorkflowSlotPermit(SlotPermit):
 
 
 class WorkflowTaskSlots(CustomSlotSupplier):
-    """Hands out workflow task slots from two pools, by the kind of poll.
+    """A slot supplier with two pools of workflow task slots, chosen by the kind of poll.
 
     A job's render is scheduled when its first workflow task completes, and the render task
     queue serves each priority in the order its tasks arrive. The server hands out first tasks
@@ -60,17 +59,7 @@ class WorkflowTaskSlots(CustomSlotSupplier):
             self._loop = asyncio.get_running_loop()
             self._released = {False: asyncio.Event(), True: asyncio.Event()}
         released = self._released[bool(ctx.is_sticky)]
-        while True:
-            # Clear before trying, so that a release between the try and the wait still wakes
-            # this reservation.
-            released.clear()
-            permit = self.try_reserve_slot(ctx)
-            if permit is not None:
-                return permit
-            try:
-                await asyncio.wait_for(released.wait(), RECHECK_SECONDS)
-            except TimeoutError:
-                pass
+        return await wait_for_slot(released, lambda: self.try_reserve_slot(ctx))
 
     def try_reserve_slot(self, ctx: SlotReserveContext) -> SlotPermit | None:
         sticky = bool(ctx.is_sticky)
